@@ -1,0 +1,39 @@
+/**
+ * Every default in one table, so `config dump` and the docs can show where a value came from.
+ * Resolution order for each field: command-line flag, file, environment (via ${VAR}), this table.
+ */
+export const DEFAULTS = {
+  database: {
+    url: 'pglite://./.tenantgate/pgdata',
+    gateway_url_env: 'TENANTGATE_GATEWAY_URL',
+    role_prefix: 'tenantgate',
+    placements: {},
+  },
+  server: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576 },
+  security: { secret_env: 'TENANTGATE_SECRET' },
+  identity: {
+    api_keys: true,
+    tenant_from: ['credential', 'header', 'path', 'subdomain'],
+    tenant_header: 'X-Tenant-ID',
+  },
+  roles: {
+    analyst: { access: 'read' },
+    writer: { access: 'write' },
+    owner: { access: 'admin' },
+    ops: { access: 'platform' },
+  },
+  defaults: {
+    tier: 'pooled',
+    tenant_column: 'tenant_id',
+    quotas: {
+      requests_per_minute: 600,
+      burst: 60,
+      concurrent_queries: 4,
+      max_rows: 10000,
+      statement_timeout_ms: 5000,
+      storage_bytes: 10737418240,
+    },
+  },
+  quota_store: 'memory',
+  audit: { retention_days: 400 },
+} as const;

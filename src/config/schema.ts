@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { DEFAULTS } from './defaults.ts';
+
+/** SQL identifiers we splice into DDL are restricted to plain lower-case names, so quoting is never the only guard. */
+const ident = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)');
+const tableName = z
+  .string()
+  .regex(/^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/, 'must be `table` or `schema.table` in lower case');
+
+export const ACCESS_LEVELS = ['read', 'write', 'admin', 'platform'] as const;
+export type AccessLevel = (typeof ACCESS_LEVELS)[number];
+export const TIERS = ['pooled', 'schema', 'database'] as const;
+
+const quotas = z.strictObject({
+  requests_per_minute: z.number().int().positive(),
+  burst: z.number().int().positive(),
+  concurrent_queries: z.number().int().positive(),
+  max_rows: z.number().int().positive(),
+  statement_timeout_ms: z.number().int().positive(),
+  storage_bytes: z.number().int().positive(),
+});
+
+const filter = z.strictObject({ column: ident, condition: z.string().min(1) });
+
+const column = z.strictObject({
+  access: z.enum(['read', 'restricted']).default('read'),
+  mask: z.enum(['redact', 'hash', 'partial']).optional(),
+});
+
+const dataset = z.strictObject({
+  name: ident,
+  table: tableName,
+  tenant_column: ident.optional(),
+  rls: z
+    .strictObject({
+      additional_filters: z.array(filter).default([]),
+      expression: z.string().min(1).optional(),
+    })
+    .default({ additional_filters: [] }),
+  dimensions: z.array(ident).default([]),
+  metrics: z.record(ident, z.string().min(1)).default({}),
+  columns: z.record(ident, column).default({}),
+});
+
+export const tenantSchema = z.strictObject({
+  id: z.string().min(1),
+  name: z.string().min(1).optional(),
+  tier: z.enum(TIERS).optional(),
+  placement: z.string().min(1).default('default'),
+  status: z.enum(['active', 'suspended']).default('active'),
+  attributes: z.record(ident, z.union([z.string(), z.number(), z.boolean()])).default({}),
+  roles: z.array(ident).optional(),
+  quotas: quotas.partial().default({}),
+  features: z.record(ident, z.boolean()).default({}),
+  access_overrides: z.record(ident, z.record(ident, z.enum(['read', 'restricted']))).default({}),
+});
+
+const jwt = z.strictObject({
+  jwks_url: z.string().url().optional(),
+  secret_env: z.string().optional(),
+  issuer: z.string().optional(),
+  audience: z.string().optional(),
+  algorithms: z.array(z.string()).default(['RS256']),
+  claims: z
+    .strictObject({ tenant: z.string().default('tenant_id'), tenants: z.string().default('tenants'), role: z.string().default('role') })
+    .default({ tenant: 'tenant_id', tenants: 'tenants', role: 'role' }),
+});
+
+export const configSchema = z.strictObject({
+  version: z.literal(1),
+  database: z
+    .strictObject({
+      url: z.string().min(1).default(DEFAULTS.database.url),
+      gateway_url_env: z.string().default(DEFAULTS.database.gateway_url_env),
+      role_prefix: z
+        .string()
+        .regex(/^[a-z][a-z0-9_]{0,19}$/, 'must be a lower-case name of at most 20 characters')
+        .default(DEFAULTS.database.role_prefix),
+      placements: z.record(z.string(), z.strictObject({ url_env: z.string() })).default({}),
+    })
+    .default({ ...DEFAULTS.database }),
+  server: z
+    .strictObject({
+      host: z.string().default(DEFAULTS.server.host),
+      port: z.number().int().min(0).max(65535).default(DEFAULTS.server.port),
+      body_limit_bytes: z.number().int().positive().default(DEFAULTS.server.body_limit_bytes),
+    })
+    .default({ ...DEFAULTS.server }),
+  security: z
+    .strictObject({ secret_env: z.string().default(DEFAULTS.security.secret_env) })
+    .default({ ...DEFAULTS.security }),
+  identity: z
+    .strictObject({
+      api_keys: z.boolean().default(true),
+      jwt: jwt.optional(),
+      tenant_from: z.array(z.enum(['credential', 'header', 'path', 'subdomain'])).default([...DEFAULTS.identity.tenant_from]),
+      tenant_header: z.string().default(DEFAULTS.identity.tenant_header),
+      subdomain_base: z.string().optional(),
+    })
+    .default({ api_keys: true, tenant_from: [...DEFAULTS.identity.tenant_from], tenant_header: DEFAULTS.identity.tenant_header }),
+  roles: z.record(ident, z.strictObject({ access: z.enum(ACCESS_LEVELS) })).default({ ...DEFAULTS.roles }),
+  defaults: z
+    .strictObject({
+      tier: z.enum(TIERS).default(DEFAULTS.defaults.tier),
+      tenant_column: ident.default(DEFAULTS.defaults.tenant_column),
+      quotas: quotas.partial().default({}),
+    })
+    .default({ tier: DEFAULTS.defaults.tier, tenant_column: DEFAULTS.defaults.tenant_column, quotas: {} }),
+  datasets: z.array(dataset).default([]),
+  tenants: z.array(tenantSchema).default([]),
+  quota_store: z.string().default(DEFAULTS.quota_store),
+  audit: z
+    .strictObject({ retention_days: z.number().int().positive().default(DEFAULTS.audit.retention_days) })
+    .default({ ...DEFAULTS.audit }),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawTenant = z.infer<typeof tenantSchema>;
+export type RawDataset = z.infer<typeof dataset>;
+export type Quotas = z.infer<typeof quotas>;

@@ -1,0 +1,99 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { createPgConfig } from '@electric-sql/pglite/node-postgres';
+import pg from 'pg';
+
+/** Numeric and bigint arrive as strings from pg by default; keep that (no silent precision loss). */
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+/**
+ * One interface over the embedded database (PGlite) and a PostgreSQL server: a `pg.Pool`.
+ * PGlite is reached through its node-postgres shim, so every caller speaks `pg` and the
+ * conformance suite runs the same code on both. PGlite is one session: its pool has size 1.
+ */
+export interface Database {
+  readonly kind: DatabaseKind;
+  readonly pool: pg.Pool;
+  /** The PGlite instance behind the pool (embedded only): snapshots and clones. */
+  readonly pglite?: PGlite;
+  /** The login this pool connects as. */
+  readonly user: string;
+  query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Directory that relative `pglite://` paths are resolved against (the config's folder). */
+  baseDir?: string;
+  /** Pool size for a server (default 10). */
+  max?: number;
+  /** Send queued statements without waiting for each answer (server only; pg >= 8.23). */
+  pipeline?: boolean;
+  /** An existing PGlite instance to wrap (tests, or sharing one embedded database). */
+  pglite?: PGlite;
+  /** Embedded only: run the session as this role (not a security boundary; see docs/security.md). */
+  pgliteUser?: string;
+}
+
+export function isEmbeddedUrl(url: string): boolean {
+  return url.startsWith('pglite://') || url.startsWith('memory://');
+}
+
+/** Open `pglite://DIR`, `pglite://memory` or `postgres://…`. */
+export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
+  if (isEmbeddedUrl(url) || options.pglite) {
+    let instance = options.pglite;
+    if (!instance) {
+      const target = url.replace(/^pglite:\/\//, '').replace(/^memory:\/\//, 'memory');
+      const pgliteOptions = options.pgliteUser ? { username: options.pgliteUser } : {};
+      if (target === 'memory' || target === '') {
+        instance = new PGlite(pgliteOptions);
+      } else {
+        const dir = resolve(options.baseDir ?? process.cwd(), target);
+        mkdirSync(dir, { recursive: true });
+        instance = new PGlite(dir, pgliteOptions);
+      }
+    }
+    await instance.waitReady;
+    const owned = !options.pglite;
+    const pglite = instance;
+    const pool = new pg.Pool({ ...createPgConfig(pglite), max: 1 });
+    const user = ((await pglite.query<{ u: string }>('select current_user as u')).rows[0] as { u: string }).u;
+    return {
+      kind: 'pglite',
+      pool,
+      pglite,
+      user,
+      query: (text, params) => pool.query(text, params as unknown[]),
+      close: async () => {
+        await pool.end();
+        if (owned && !pglite.closed) await pglite.close();
+      },
+    };
+  }
+  if (!/^postgres(ql)?:\/\//.test(url)) {
+    throw new Error(`unsupported database url scheme: ${url.split(':')[0]}: (use pglite://DIR or postgres://…)`);
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    ...(options.pipeline ? { pipeline: true } : {}),
+  } as pg.PoolConfig);
+  // An idle client that errors (server restart) must not crash the process.
+  pool.on('error', () => {});
+  const user = new URL(url).username || process.env['PGUSER'] || 'postgres';
+  return {
+    kind: 'postgres',
+    pool,
+    user: decodeURIComponent(user),
+    query: (text, params) => pool.query(text, params as unknown[]),
+    close: () => pool.end(),
+  };
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and `config dump`. */
+export function maskUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}

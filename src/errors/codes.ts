@@ -1,0 +1,79 @@
+/**
+ * The one registry of error codes. Every code tenantgate can answer with is defined here
+ * once: its HTTP status, its CLI exit code and a hint. `docs/errors.md` lists the same
+ * codes and a test keeps the two in step. Codes are stable; messages are not.
+ */
+export interface ErrorSpec {
+  /** HTTP status when the error reaches the gateway's client. */
+  status: number;
+  /** Process exit code when the error ends a CLI command (2 usage/config, 1 failure). */
+  exit: 1 | 2;
+  /** What to do about it; never names another tenant. */
+  hint: string;
+}
+
+export const ERROR_CODES = {
+  // request stage: identify / resolve tenant / authorize
+  AUTH_MISSING: { status: 401, exit: 2, hint: 'Send X-API-Key or Authorization: Bearer.' },
+  AUTH_INVALID: { status: 401, exit: 2, hint: 'The credential is unknown, revoked, expired or malformed.' },
+  TENANT_MISMATCH: { status: 403, exit: 2, hint: 'Name only a tenant your credential may act for.' },
+  TENANT_UNKNOWN: { status: 404, exit: 2, hint: 'Check the tenant id (`tenantgate tenant list`).' },
+  TENANT_SUSPENDED: { status: 403, exit: 1, hint: 'The tenant is suspended; a platform admin can resume it.' },
+  TENANT_EXISTS: { status: 409, exit: 2, hint: 'Pick another id or edit the existing tenant.' },
+  TENANT_ID_INVALID: {
+    status: 400,
+    exit: 2,
+    hint: 'Tenant ids match ^[a-z][a-z0-9_-]{1,39}$: lower-case ASCII, 2 to 40 characters, starting with a letter.',
+  },
+  POLICY_DENIED: { status: 403, exit: 1, hint: 'Your role does not allow this action on this data.' },
+  // plan stage
+  SQL_SYNTAX: { status: 400, exit: 2, hint: 'Fix the SQL syntax.' },
+  SQL_FORBIDDEN: { status: 400, exit: 2, hint: 'Only allowlisted statements, datasets and functions may be used.' },
+  QUERY_INVALID: { status: 400, exit: 2, hint: 'Check the request against GET /v1/datasets.' },
+  PAYLOAD_TOO_LARGE: { status: 413, exit: 2, hint: 'Send a smaller body (server.body_limit_bytes).' },
+  // admit stage
+  RATE_LIMITED: { status: 429, exit: 1, hint: 'Retry after the time in Retry-After.' },
+  CONCURRENCY_LIMITED: { status: 429, exit: 1, hint: 'Too many queries in flight for this tenant; retry shortly.' },
+  // execute stage
+  QUERY_TIMEOUT: { status: 504, exit: 1, hint: 'The statement ran past the tenant statement timeout.' },
+  DB_UNAVAILABLE: { status: 503, exit: 1, hint: 'The database could not be reached; retry later.' },
+  TENANT_CONTEXT_REQUIRED: {
+    status: 400,
+    exit: 2,
+    hint: 'Call withTenant({tenant, access}) with a valid tenant id and access level.',
+  },
+  // configuration and provisioning (mostly CLI)
+  CONFIG_NOT_FOUND: { status: 500, exit: 2, hint: 'Pass --config or run `tenantgate init`.' },
+  CONFIG_INVALID: { status: 500, exit: 2, hint: 'Fix the file and line named in the message.' },
+  CONFIG_ENV_MISSING: { status: 500, exit: 2, hint: 'Set the environment variable or give a default: ${VAR:-default}.' },
+  SECRET_MISSING: {
+    status: 500,
+    exit: 2,
+    hint: 'Set the server secret variable (security.secret_env, default TENANTGATE_SECRET) to 32+ random bytes.',
+  },
+  ROLE_UNKNOWN: { status: 400, exit: 2, hint: 'Use a role defined under `roles:` in tenantgate.yaml.' },
+  PLACEMENT_UNKNOWN: { status: 400, exit: 2, hint: 'Define the placement under database.placements.' },
+  DATASET_TABLE_MISSING: { status: 500, exit: 2, hint: 'Create the table, or fix `table:` in the dataset.' },
+  DATASET_COLUMN_MISSING: { status: 500, exit: 2, hint: 'Create the column, or fix the dataset definition.' },
+  DATASET_COLUMN_TYPE: {
+    status: 500,
+    exit: 2,
+    hint: 'The tenant column must be text, varchar or char so it can hold a tenant id.',
+  },
+  GATEWAY_ROLE_UNSAFE: {
+    status: 500,
+    exit: 2,
+    hint: 'The gateway login must not be superuser, have BYPASSRLS, or own a dataset table.',
+  },
+  TIER_UNSUPPORTED: { status: 501, exit: 2, hint: 'Only the pooled tier is provisioned in this version.' },
+  KEY_UNKNOWN: { status: 404, exit: 2, hint: 'Check the key id (`tenantgate key list`).' },
+  DB_LOGIN_UNSUPPORTED: {
+    status: 501,
+    exit: 2,
+    hint: 'Direct logins need a PostgreSQL server: the embedded database has a single superuser session.',
+  },
+  USAGE: { status: 400, exit: 2, hint: 'See `tenantgate --help`.' },
+  INTERNAL: { status: 500, exit: 1, hint: 'A bug: please report it with the request id.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,103 @@
+import type pg from 'pg';
+import type { AccessLevel } from '../config/types.ts';
+import { TenantGateError } from '../errors/index.ts';
+import { SETTING_MAC, SETTING_TENANT } from '../provision/names.ts';
+
+/** The tenant context of one transaction, with everything resolved up front (no work per request). */
+export interface TenantContext {
+  tenant: string;
+  access: AccessLevel;
+  /** Database role the transaction runs as (shared per access level, so plans stay cached). */
+  role: string;
+  /** HMAC of the tenant: the policy function accepts the tenant only with it. */
+  mac: string;
+  statementTimeoutMs: number;
+}
+
+/** A pg-compatible client valid only inside one tenant transaction (fail closed afterwards). */
+export interface TenantClient {
+  query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  escapeIdentifier(s: string): string;
+  escapeLiteral(s: string): string;
+  /** No-op: the transaction owns the connection (lets Kysely and Drizzle treat this as a pool client). */
+  release(): void;
+}
+
+const CONTEXT_SQL = {
+  name: 'tenantgate_context',
+  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true)`,
+};
+
+/**
+ * Run `fn` in one transaction as one tenant. Settings are transaction-local (`set_config(…, true)`),
+ * so a pooled connection cannot carry them into the next transaction. BEGIN, the context and the
+ * callback's first statement go out together when the pool pipelines (one round trip), then COMMIT.
+ */
+export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext, fn: (client: TenantClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw new TenantGateError('DB_UNAVAILABLE', 'could not get a database connection', { cause: err });
+  }
+  let open = true;
+  let broken: unknown;
+  const beginSql = ctx.access === 'read' || ctx.access === 'platform' ? 'BEGIN READ ONLY' : 'BEGIN';
+  const contextQuery = { ...CONTEXT_SQL, values: [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs)] };
+  // With a pipelining pool BEGIN, the context and fn's first statement share one round trip;
+  // without one (the embedded database) they are awaited in turn.
+  const pipelined = (client as unknown as { pipeline?: boolean }).pipeline === true;
+  const setup = pipelined
+    ? Promise.all([client.query(beginSql), client.query(contextQuery)])
+    : client.query(beginSql).then(() => client.query(contextQuery));
+  if (!pipelined) await setup.catch(() => undefined);
+  // Observe setup failures now so they are never unhandled; they are rethrown below as the root cause.
+  const ready = setup.then(
+    () => undefined,
+    (err: unknown) => {
+      broken = err;
+    },
+  );
+  const tx: TenantClient = {
+    query(text: string | pg.QueryConfig, values?: unknown[]) {
+      if (!open) return Promise.reject(new TenantGateError('TENANT_CONTEXT_REQUIRED', 'this client belongs to a finished tenant transaction'));
+      return client.query(text as string, values) as Promise<never>;
+    },
+    escapeIdentifier: (s) => client.escapeIdentifier(s),
+    escapeLiteral: (s) => client.escapeLiteral(s),
+    release() {},
+  };
+  try {
+    let result: T;
+    try {
+      result = await fn(tx);
+    } catch (err) {
+      await ready;
+      throw broken ?? err;
+    }
+    await ready;
+    if (broken) throw broken;
+    open = false;
+    await client.query('COMMIT');
+    client.release();
+    return result;
+  } catch (err) {
+    open = false;
+    const rolledBack = await client.query('ROLLBACK').then(
+      () => true,
+      () => false,
+    );
+    // A connection that could not even roll back is destroyed, never reused by another tenant.
+    client.release(rolledBack ? undefined : (err as Error));
+    throw mapDatabaseError(err);
+  }
+}
+
+/** Turn driver errors into stable codes; anything unknown stays as it is for the caller. */
+export function mapDatabaseError(err: unknown): unknown {
+  const code = (err as { code?: string })?.code;
+  if (code === '57014') return new TenantGateError('QUERY_TIMEOUT', 'the statement ran past the statement timeout', { cause: err });
+  if (code === '42501') return new TenantGateError('POLICY_DENIED', 'permission denied by the database', { cause: err });
+  if (code && /^(08|57P0)/.test(code)) return new TenantGateError('DB_UNAVAILABLE', 'the database connection failed', { cause: err });
+  return err;
+}

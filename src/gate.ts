@@ -1,0 +1,93 @@
+import type pg from 'pg';
+import { loadConfig } from './config/load.ts';
+import { ACCESS_LEVELS } from './config/schema.ts';
+import type { AccessLevel, Config, Tenant } from './config/types.ts';
+import { isEmbeddedUrl, openDatabase, type Database } from './db/database.ts';
+import { TenantGateError } from './errors/index.ts';
+import { runTenantTransaction, type TenantClient, type TenantContext } from './execute/tenant-transaction.ts';
+import { resolveNames } from './provision/apply.ts';
+import { ALL_TENANTS_CONTEXT, type Names } from './provision/names.ts';
+import { contextMac, deriveKey, loadServerSecret } from './security/secret.ts';
+import { ALL_TENANTS, isValidTenantId } from './tenancy/tenant-id.ts';
+
+export interface TenantGateOptions {
+  /** A loaded config, or the path of tenantgate.yaml. */
+  config: Config | string;
+  /** Gateway connection: defaults to the URL in `database.gateway_url_env`, or the embedded database. */
+  gatewayUrl?: string;
+  /** An already open database to use (e.g. the embedded one shared with apply). */
+  database?: Database;
+  /** Server secret; defaults to the variable named by `security.secret_env`. */
+  secret?: Buffer;
+  /** Pool size on a server (default 10). */
+  poolSize?: number;
+  env?: Record<string, string | undefined>;
+}
+
+export interface TenantGate {
+  readonly config: Config;
+  readonly names: Names;
+  readonly database: Database;
+  /**
+   * Run `fn` in a transaction scoped to one tenant at one access level. Reads see only that
+   * tenant's rows; writes must stay in it; read access is READ ONLY. Outside `withTenant`
+   * the gateway login can read no tenant table at all.
+   */
+  withTenant<T>(scope: { tenant: string; access: AccessLevel }, fn: (db: TenantClient) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function createTenantGate(options: TenantGateOptions): Promise<TenantGate> {
+  const env = options.env ?? process.env;
+  const config = typeof options.config === 'string' ? await loadConfig(options.config, { env }) : options.config;
+  const names = resolveNames(config, env);
+  const secret = options.secret ?? loadServerSecret(config, env);
+  const contextKey = deriveKey(secret, 'context');
+  let database = options.database;
+  const ownsDatabase = !database;
+  if (!database) {
+    const ownerUrl = config.effective.database.url;
+    const url = options.gatewayUrl ?? env[config.effective.database.gateway_url_env] ?? (isEmbeddedUrl(ownerUrl) ? ownerUrl : undefined);
+    if (!url) {
+      throw new TenantGateError('CONFIG_ENV_MISSING', `set ${config.effective.database.gateway_url_env} to the gateway login's URL (tenantgate apply prints it)`);
+    }
+    database = await openDatabase(url, { baseDir: config.dir, max: options.poolSize ?? 10, pipeline: true });
+  }
+  const db = database;
+  // Signatures are per tenant and never change for a secret: compute each once.
+  const macs = new Map<string, string>();
+  const macFor = (t: string) => {
+    let m = macs.get(t);
+    if (!m) macs.set(t, (m = contextMac(contextKey, t)));
+    return m;
+  };
+
+  const resolveScope = (scope: { tenant: string; access: AccessLevel }): TenantContext => {
+    if (!scope || !ACCESS_LEVELS.includes(scope.access)) {
+      throw new TenantGateError('TENANT_CONTEXT_REQUIRED', `access must be one of ${ACCESS_LEVELS.join(', ')}`);
+    }
+    if (scope.tenant === ALL_TENANTS) {
+      if (scope.access !== 'platform') throw new TenantGateError('TENANT_MISMATCH', 'only platform access may act for all tenants');
+      return { tenant: ALL_TENANTS_CONTEXT, access: 'platform', role: names.access.platform, mac: macFor(ALL_TENANTS_CONTEXT), statementTimeoutMs: defaultTimeout(config) };
+    }
+    if (!isValidTenantId(scope.tenant)) throw new TenantGateError('TENANT_CONTEXT_REQUIRED', 'a valid tenant id is required');
+    const tenant: Tenant | undefined = config.tenants.get(scope.tenant);
+    if (!tenant) throw new TenantGateError('TENANT_UNKNOWN', 'unknown tenant');
+    if (tenant.status === 'suspended') throw new TenantGateError('TENANT_SUSPENDED', 'the tenant is suspended');
+    return { tenant: tenant.id, access: scope.access, role: names.access[scope.access], mac: macFor(tenant.id), statementTimeoutMs: tenant.quotas.statement_timeout_ms };
+  };
+
+  return {
+    config,
+    names,
+    database: db,
+    withTenant: (scope, fn) => runTenantTransaction(db.pool as pg.Pool, resolveScope(scope), fn),
+    close: async () => {
+      if (ownsDatabase) await db.close();
+    },
+  };
+}
+
+function defaultTimeout(config: Config): number {
+  return config.effective.defaults.quotas.statement_timeout_ms ?? 5000;
+}
