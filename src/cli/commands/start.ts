@@ -1,0 +1,86 @@
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../config/load.ts';
+import { openDatabase } from '../../db/database.ts';
+import { createTenantGate } from '../../gate.ts';
+import { createApiKey, type CreatedKey } from '../../identify/api-keys.ts';
+import { applyProvision } from '../../provision/apply.ts';
+import { loadServerSecret } from '../../security/secret.ts';
+import type { CliIO } from '../io.ts';
+
+const DEMO = fileURLToPath(new URL('../../demo/', import.meta.url));
+
+/**
+ * `npm start`: the demo catalog on the embedded database. Idempotent: a second run reuses the
+ * data directory and the demo keys it saved (mode 0600) beside it.
+ */
+export async function runDemo(io: CliIO, dirOption: string, json: boolean): Promise<void> {
+  const dir = resolve(io.cwd, dirOption);
+  mkdirSync(dir, { recursive: true });
+  const configFile = join(dir, 'tenantgate.yaml');
+  if (!existsSync(configFile)) copyFileSync(join(DEMO, 'tenantgate.yaml'), configFile);
+  const config = await loadConfig(configFile, { env: io.env });
+  const secret = loadServerSecret(config, io.env);
+  const db = await openDatabase(config.effective.database.url, { baseDir: config.dir });
+  try {
+    const seeded = await db.query(`SELECT to_regclass('public.orders') IS NOT NULL AS present`);
+    if (!seeded.rows[0]?.['present']) await db.query(readFileSync(join(DEMO, 'orders.sql'), 'utf8'));
+    const result = await applyProvision(config, db, secret, { env: io.env });
+    const keysFile = join(dir, 'demo-keys.json');
+    let keys: CreatedKey[];
+    if (existsSync(keysFile)) {
+      keys = JSON.parse(readFileSync(keysFile, 'utf8')) as CreatedKey[];
+    } else {
+      keys = [];
+      for (const [tenant, role] of [['acme_corp', 'analyst'], ['globex_inc', 'analyst'], [undefined, 'ops']] as const) {
+        keys.push(await createApiKey(db, config, result.names, secret, { role, ...(tenant ? { tenant } : {}) }));
+      }
+      writeFileSync(keysFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
+      chmodSync(keysFile, 0o600);
+    }
+    // Prove the wall on the spot: the same query, once per tenant, through withTenant.
+    const gate = await createTenantGate({ config, database: db, secret, env: io.env });
+    const sql = 'SELECT region, sum(amount)::int AS revenue FROM public.orders GROUP BY region ORDER BY region';
+    const answers: Record<string, unknown[]> = {};
+    for (const tenant of ['acme_corp', 'globex_inc']) {
+      const r = await gate.withTenant({ tenant, access: 'read' }, (c) => c.query<{ region: string; revenue: number }>(sql));
+      answers[tenant] = r.rows.map((row) => [row.region, row.revenue]);
+    }
+    const rel = relative(io.cwd, configFile) || configFile;
+    if (json) {
+      io.stdout(`${JSON.stringify({ config: configFile, changes: result.changes.length, keys, answers }, null, 2)}\n`);
+      return;
+    }
+    io.stdout(
+      [
+        `tenantgate demo: embedded database at ${relative(io.cwd, join(dir, 'pgdata'))}, catalog ${rel}`,
+        `apply: ${result.changes.length === 0 ? 'nothing to do (already provisioned)' : `${result.changes.length} change(s) made`}`,
+        '',
+        'The same query, run as each tenant inside withTenant (RLS enforced by the database):',
+        `  ${sql}`,
+        ...Object.entries(answers).map(([t, rows]) => `  ${t.padEnd(11)} -> ${JSON.stringify(rows)}`),
+        '',
+        'Demo API keys (saved in demo-keys.json, mode 0600):',
+        ...keys.map((k) => `  ${(k.tenant ?? 'platform').padEnd(11)} ${k.role.padEnd(8)} ${k.key}`),
+        '',
+        'Next:',
+        `  npx tenantgate --config ${rel} tenant list`,
+        `  npx tenantgate --config ${rel} tenant show acme_corp --json`,
+        `  npx tenantgate --config ${rel} plan                      # drift check: nothing to do`,
+        `  npx tenantgate --config ${rel} tenant add initech --attr region=West`,
+        `  npx tenantgate --config ${rel} key create --tenant initech --role analyst --json`,
+        '',
+        'As a library:',
+        `  const gate = await createTenantGate({ config: '${rel}' });`,
+        `  await gate.withTenant({ tenant: 'acme_corp', access: 'read' }, (db) => db.query('SELECT * FROM orders'));`,
+        '',
+        'The HTTP gateway (tenantgate serve) is not built yet; see docs/architecture.md.',
+        '',
+      ].join('\n'),
+    );
+    await gate.close();
+  } finally {
+    await db.close();
+  }
+}

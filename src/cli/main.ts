@@ -1,0 +1,196 @@
+import { Command, CommanderError, Option } from 'commander';
+import { ERROR_CODES, TenantGateError, isTenantGateError } from '../errors/index.ts';
+import { mapDatabaseError } from '../execute/tenant-transaction.ts';
+import { applyProvision, planProvision, resolveNames } from '../provision/apply.ts';
+import { loadServerSecret } from '../security/secret.ts';
+import { createApiKey, listApiKeys, revokeApiKey } from '../identify/api-keys.ts';
+import { describeTenants, writeTenantFile } from '../lifecycle/tenants.ts';
+import { dumpConfig } from './commands/config-dump.ts';
+import { printProvision } from './commands/plan-apply.ts';
+import { runDemo } from './commands/start.ts';
+import { configPath, printJson, processIO, progress, table, withConfig, withOwnerDb, type CliIO, type GlobalOptions } from './io.ts';
+import { rmSync } from 'node:fs';
+
+/** Run the CLI; returns the exit code (0 ok, 1 findings or failures, 2 usage or config error). */
+export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  let exit = 0;
+  const program = new Command('tenantgate')
+    .description('A tenant wall in front of PostgreSQL')
+    .addOption(new Option('-c, --config <file>', 'configuration file (default ./tenantgate.yaml or $TENANTGATE_CONFIG)'))
+    .option('--json', 'print one machine-readable document')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError();
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+  program
+    .command('config')
+    .description('configuration tools')
+    .command('dump')
+    .description('print the effective configuration (defaults filled in, secrets masked)')
+    .action(async () => {
+      const config = await withConfig(io, globals());
+      if (globals().json) printJson(io, config.effective);
+      else io.stdout(dumpConfig(config, io.env));
+    });
+
+  program
+    .command('plan')
+    .description('show what apply would change, including drift')
+    .action(async () => {
+      const config = await withConfig(io, globals());
+      const result = await withOwnerDb(config, (db) => planProvision(config, db, loadServerSecret(config, io.env), io.env));
+      printProvision(io, result, 'plan', Boolean(globals().json), config.effective.database.gateway_url_env);
+    });
+
+  program
+    .command('apply')
+    .description('make the roles, policies, grants and catalog the configuration needs (idempotent)')
+    .option('--dry-run', 'show the changes without making them')
+    .action(async (opts: { dryRun?: boolean }) => {
+      const config = await withConfig(io, globals());
+      const result = await withOwnerDb(config, (db) =>
+        applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, env: io.env, onProgress: globals().json ? undefined : progress(io, 'apply') }),
+      );
+      printProvision(io, result, opts.dryRun ? 'dry-run' : 'apply', Boolean(globals().json), config.effective.database.gateway_url_env);
+    });
+
+  const tenant = program.command('tenant').description('tenant lifecycle');
+  tenant
+    .command('add <id>')
+    .description('onboard a tenant: write tenants/<id>.yaml and apply it')
+    .option('--name <name>', 'display name')
+    .option('--placement <placement>', 'named placement (database.placements)')
+    .option('--attr <key=value...>', 'tenant attribute (repeatable)')
+    .option('--roles <roles>', 'comma-separated roles its keys may use')
+    .option('--dry-run', 'validate and show the changes without writing anything')
+    .action(async (id: string, opts: { name?: string; placement?: string; attr?: string[]; roles?: string; dryRun?: boolean }) => {
+      const before = await withConfig(io, globals());
+      const attributes = Object.fromEntries(
+        (opts.attr ?? []).map((kv) => {
+          const i = kv.indexOf('=');
+          if (i < 1) throw new TenantGateError('USAGE', `--attr takes key=value, got "${kv}"`);
+          return [kv.slice(0, i), kv.slice(i + 1)];
+        }),
+      );
+      const file = writeTenantFile(before, {
+        id,
+        ...(opts.name ? { name: opts.name } : {}),
+        ...(opts.placement ? { placement: opts.placement } : {}),
+        ...(Object.keys(attributes).length ? { attributes } : {}),
+        ...(opts.roles ? { roles: opts.roles.split(',').map((r) => r.trim()) } : {}),
+      });
+      try {
+        const config = await withConfig(io, globals());
+        const result = await withOwnerDb(config, (db) => applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, env: io.env }));
+        if (opts.dryRun) rmSync(file);
+        if (globals().json) printJson(io, { tenant: id, file: opts.dryRun ? null : file, applied: result.applied, changes: result.changes.map((c) => ({ action: c.action, object: c.object, reason: c.reason })) });
+        else io.stdout(`${opts.dryRun ? 'Would write' : 'Wrote'} ${file} and ${opts.dryRun ? 'would apply' : 'applied'} ${result.changes.length} change(s).\n`);
+      } catch (err) {
+        rmSync(file, { force: true }); // nothing half-applied: the file goes when apply refuses it
+        throw err;
+      }
+    });
+  tenant
+    .command('list')
+    .description('list tenants')
+    .action(async () => {
+      const config = await withConfig(io, globals());
+      const views = await withOwnerDb(config, (db) => describeTenants(db, config, resolveNames(config, io.env)));
+      if (globals().json) printJson(io, { tenants: views });
+      else io.stdout(table([['ID', 'NAME', 'TIER', 'PLACEMENT', 'STATUS', 'KEYS'], ...views.map((v) => [v.id, v.name, v.tier, v.placement, v.provisioned ? v.status : 'not applied', String(v.usage.api_keys)])]));
+    });
+  tenant
+    .command('show <id>')
+    .description('show one tenant: tier, placement, status, database roles, usage')
+    .action(async (id: string) => {
+      const config = await withConfig(io, globals());
+      const [view] = await withOwnerDb(config, (db) => describeTenants(db, config, resolveNames(config, io.env), id));
+      if (globals().json) printJson(io, view);
+      else io.stdout(table(Object.entries(view!).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])));
+    });
+
+  const key = program.command('key').description('API keys and direct database logins');
+  key
+    .command('create')
+    .description('create an API key (shown once); --db-login adds a PostgreSQL login for BI tools')
+    .option('--tenant <id>', 'tenant the key acts for (omit for a platform role)')
+    .requiredOption('--role <role>', 'role from the configuration')
+    .option('--db-login', 'also create a read-only database login isolated by the database alone')
+    .action(async (opts: { tenant?: string; role: string; dbLogin?: boolean }) => {
+      const config = await withConfig(io, globals());
+      const created = await withOwnerDb(config, async (db) => {
+        if (opts.dbLogin && db.kind === 'pglite') {
+          io.stderr('warning: on the embedded database a login is not a security boundary (one superuser session); use PostgreSQL for BI logins.\n');
+        }
+        return createApiKey(db, config, resolveNames(config, io.env), loadServerSecret(config, io.env), { role: opts.role, ...(opts.tenant ? { tenant: opts.tenant } : {}), dbLogin: Boolean(opts.dbLogin) });
+      });
+      if (globals().json) printJson(io, created);
+      else {
+        io.stdout(`key_id  ${created.key_id}\nkey     ${created.key}\ntenant  ${created.tenant ?? '(platform)'}\nrole    ${created.role}\n`);
+        if (created.db_login) io.stdout(`db user ${created.db_login.user}\ndb pass ${created.db_login.password}\n`);
+        io.stdout('The key (and password) are shown once; only a hash is stored.\n');
+      }
+    });
+  key
+    .command('list')
+    .description('list keys (never their secrets)')
+    .option('--tenant <id>', 'only this tenant')
+    .action(async (opts: { tenant?: string }) => {
+      const config = await withConfig(io, globals());
+      const keys = await withOwnerDb(config, (db) => listApiKeys(db, opts.tenant ? { tenant: opts.tenant } : {}));
+      if (globals().json) printJson(io, { keys });
+      else io.stdout(table([['KEY_ID', 'TENANT', 'ROLE', 'DB_LOGIN', 'CREATED', 'REVOKED'], ...keys.map((k) => [k.key_id, k.tenant ?? '(platform)', k.role, k.db_login ?? '', k.created_at, k.revoked_at ?? ''])]));
+    });
+  key
+    .command('revoke <key_id>')
+    .description('revoke a key; its database login is dropped and its sessions ended')
+    .action(async (keyId: string) => {
+      const config = await withConfig(io, globals());
+      const record = await withOwnerDb(config, (db) => revokeApiKey(db, keyId));
+      if (globals().json) printJson(io, record);
+      else io.stdout(`Revoked ${record.key_id}${record.db_login ? ` and dropped login ${record.db_login}` : ''}.\n`);
+    });
+
+  program
+    .command('start')
+    .description('provision the embedded database with the demo catalog and print what to run next')
+    .option('--dir <dir>', 'where the demo lives', '.tenantgate/demo')
+    .action(async (opts: { dir: string }) => {
+      await runDemo(io, opts.dir, Boolean(globals().json));
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    exit = report(io, err, Boolean(program.opts<GlobalOptions>().json), () => configPath(io, globals()));
+  }
+  return exit;
+}
+
+function report(io: CliIO, err: unknown, json: boolean, configFile: () => string): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    return 2;
+  }
+  const mapped = mapDatabaseError(err);
+  let e: TenantGateError;
+  if (isTenantGateError(mapped)) e = mapped;
+  else if ((mapped as { code?: string })?.code === 'ECONNREFUSED' || (mapped as { code?: string })?.code === '28P01' || (mapped as { code?: string })?.code === '3D000') {
+    e = new TenantGateError('DB_UNAVAILABLE', `cannot connect to the database: ${(mapped as Error).message}`);
+  } else {
+    e = new TenantGateError('INTERNAL', (mapped as Error)?.message ?? String(mapped), { cause: mapped });
+  }
+  if (e.code === 'CONFIG_NOT_FOUND' && !e.location) e = new TenantGateError('CONFIG_NOT_FOUND', `no configuration at ${configFile()}`);
+  if (json) {
+    io.stdout(`${JSON.stringify({ error: { code: e.code, message: e.message, hint: ERROR_CODES[e.code].hint, ...(e.location ? { location: e.location } : {}) } }, null, 2)}\n`);
+  } else {
+    io.stderr(`error: ${e.describe()}\nhint: ${e.hint}\n`);
+  }
+  return e.exitCode;
+}
+
+const invokedDirectly = import.meta.url === `file://${process.argv[1]}`;
+if (invokedDirectly) {
+  process.exitCode = await main(process.argv.slice(2));
+}

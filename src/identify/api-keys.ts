@@ -1,0 +1,158 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AccessLevel, Config } from '../config/types.ts';
+import type { Database } from '../db/database.ts';
+import { ident, literal } from '../db/sql.ts';
+import { TenantGateError } from '../errors/index.ts';
+import type { Names } from '../provision/names.ts';
+import { deriveKey } from '../security/secret.ts';
+
+/** `tg_<key id>_<secret>`: the key id is the lookup prefix, the whole key is what gets hashed. */
+const KEY_PATTERN = /^tg_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+
+export interface CreatedKey {
+  key_id: string;
+  key: string;
+  tenant: string | null;
+  role: string;
+  access: AccessLevel;
+  db_login?: { user: string; password: string };
+}
+
+export interface KeyRecord {
+  key_id: string;
+  tenant: string | null;
+  role: string;
+  access: AccessLevel;
+  db_login: string | null;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+function randomId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(12);
+  return [...bytes].map((b) => alphabet[b % 36]).join('');
+}
+
+export function hashApiKey(secret: Buffer, key: string): Buffer {
+  return createHmac('sha256', deriveKey(secret, 'api-key')).update(key, 'utf8').digest();
+}
+
+/**
+ * Create an API key (shown once, stored as HMAC-SHA256 under the server secret) and, with
+ * `dbLogin`, a PostgreSQL login for BI tools whose isolation is keyed on the login role itself.
+ */
+export async function createApiKey(
+  db: Database,
+  config: Config,
+  n: Names,
+  secret: Buffer,
+  request: { tenant?: string; role: string; dbLogin?: boolean },
+): Promise<CreatedKey> {
+  const role = config.roles[request.role];
+  if (!role) throw new TenantGateError('ROLE_UNKNOWN', `role "${request.role}" is not defined under roles:`);
+  if (role.access === 'platform') {
+    if (request.tenant) throw new TenantGateError('USAGE', `role "${request.role}" is a platform role: create it without --tenant`);
+    if (request.dbLogin) throw new TenantGateError('USAGE', 'platform keys cannot have a direct database login');
+  } else {
+    if (!request.tenant) throw new TenantGateError('USAGE', `role "${request.role}" belongs to a tenant: pass --tenant`);
+    const tenant = config.tenants.get(request.tenant);
+    if (!tenant) throw new TenantGateError('TENANT_UNKNOWN', `tenant "${request.tenant}" is not in the configuration`);
+    if (!tenant.roles.includes(request.role)) {
+      throw new TenantGateError('ROLE_UNKNOWN', `tenant "${tenant.id}" may not use role "${request.role}" (its roles: ${tenant.roles.join(', ')})`);
+    }
+  }
+  const keyId = randomId();
+  const key = `tg_${keyId}_${randomBytes(32).toString('base64url')}`;
+  const tenant = request.tenant ?? null;
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    if (tenant) {
+      const known = await client.query(`SELECT 1 FROM tenantgate.tenants WHERE id = $1`, [tenant]);
+      if (known.rowCount === 0) throw new TenantGateError('TENANT_UNKNOWN', `tenant "${tenant}" is not provisioned yet: run tenantgate apply`);
+    }
+    let login: { user: string; password: string } | undefined;
+    if (request.dbLogin && tenant) {
+      login = { user: n.login(keyId), password: randomBytes(24).toString('base64url') };
+      // Direct logins are read-only: they belong to the tenant's group and nothing else.
+      await client.query(
+        `CREATE ROLE ${ident(login.user)} LOGIN INHERIT CONNECTION LIMIT 20 PASSWORD ${literal(login.password)} IN ROLE ${ident(n.tenant(tenant))}`,
+      );
+      await client.query(`INSERT INTO tenantgate.db_roles (role_name, tenant_id, kind) VALUES ($1, $2, 'login')`, [login.user, tenant]);
+    }
+    await client.query(`INSERT INTO tenantgate.api_keys (key_id, tenant_id, role, access, hash, db_login) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      keyId,
+      tenant,
+      request.role,
+      role.access,
+      hashApiKey(secret, key),
+      login?.user ?? null,
+    ]);
+    await client.query('COMMIT');
+    return { key_id: keyId, key, tenant, role: request.role, access: role.access, ...(login ? { db_login: login } : {}) };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export async function listApiKeys(db: Database, filter: { tenant?: string } = {}): Promise<KeyRecord[]> {
+  const rows = await db.query<KeyRecord>(
+    `SELECT key_id, tenant_id AS tenant, role, access, db_login, created_at::text, revoked_at::text
+       FROM tenantgate.api_keys WHERE ($1::text IS NULL OR tenant_id = $1) ORDER BY created_at, key_id`,
+    [filter.tenant ?? null],
+  );
+  return rows.rows;
+}
+
+/** Revoke a key; its direct login (if any) is dropped and its open sessions ended. */
+export async function revokeApiKey(db: Database, keyId: string): Promise<KeyRecord> {
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const found = await client.query<KeyRecord>(
+      `UPDATE tenantgate.api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1
+       RETURNING key_id, tenant_id AS tenant, role, access, db_login, created_at::text, revoked_at::text`,
+      [keyId],
+    );
+    const record = found.rows[0];
+    if (!record) throw new TenantGateError('KEY_UNKNOWN', `no key with id ${keyId}`);
+    if (record.db_login) {
+      const exists = await client.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [record.db_login]);
+      await client.query(`DELETE FROM tenantgate.db_roles WHERE role_name = $1`, [record.db_login]);
+      if (exists.rowCount) {
+        await client.query(`ALTER ROLE ${ident(record.db_login)} NOLOGIN`);
+        await client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [record.db_login]).catch(() => undefined);
+        await client.query(`DROP OWNED BY ${ident(record.db_login)}; DROP ROLE ${ident(record.db_login)}`);
+      }
+    }
+    await client.query('COMMIT');
+    return record;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Look a presented key up and compare its hash in constant time. Undefined for anything not valid. */
+export async function verifyApiKey(db: Pick<Database, 'query'>, secret: Buffer, presented: string): Promise<KeyRecord | undefined> {
+  const m = KEY_PATTERN.exec(presented);
+  if (!m) return undefined;
+  const rows = await db.query<KeyRecord & { hash: Buffer }>(
+    `SELECT key_id, tenant_id AS tenant, role, access, db_login, hash, created_at::text, revoked_at::text FROM tenantgate.api_keys WHERE key_id = $1`,
+    [m[1]],
+  );
+  const row = rows.rows[0];
+  const expected = hashApiKey(secret, presented);
+  // Compare even when no row matched, so timing does not tell which key ids exist.
+  const stored = row ? Buffer.from(row.hash) : Buffer.alloc(expected.length);
+  const same = stored.length === expected.length && timingSafeEqual(stored, expected);
+  if (!row || !same || row.revoked_at) return undefined;
+  const { hash: _hash, ...record } = row;
+  return record;
+}

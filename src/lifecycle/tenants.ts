@@ -1,0 +1,82 @@
+import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { Config } from '../config/types.ts';
+import type { Database } from '../db/database.ts';
+import { TenantGateError } from '../errors/index.ts';
+import type { Names } from '../provision/names.ts';
+import { tenantIdProblem } from '../tenancy/tenant-id.ts';
+
+export interface TenantSpec {
+  id: string;
+  name?: string;
+  tier?: string;
+  placement?: string;
+  attributes?: Record<string, string>;
+  roles?: string[];
+}
+
+/**
+ * Onboarding is one file: write `tenants/<id>.yaml` (atomically) beside the config. The caller
+ * reloads the config and applies it, so a bad file is rejected before anything is provisioned.
+ */
+export function writeTenantFile(config: Config, spec: TenantSpec): string {
+  const problem = tenantIdProblem(spec.id);
+  if (problem) throw new TenantGateError('TENANT_ID_INVALID', `invalid tenant id: ${problem}`);
+  if (config.tenants.has(spec.id)) throw new TenantGateError('TENANT_EXISTS', `tenant "${spec.id}" already exists (${config.tenants.get(spec.id)?.source.file})`);
+  const dir = join(config.dir, 'tenants');
+  const file = join(dir, `${spec.id}.yaml`);
+  if (existsSync(file)) throw new TenantGateError('TENANT_EXISTS', `${file} already exists`);
+  mkdirSync(dir, { recursive: true });
+  const body: Record<string, unknown> = { id: spec.id };
+  for (const k of ['name', 'tier', 'placement', 'attributes', 'roles'] as const) if (spec[k] !== undefined) body[k] = spec[k];
+  writeFileSync(`${file}.tmp`, stringify(body));
+  renameSync(`${file}.tmp`, file);
+  return file;
+}
+
+export interface TenantView {
+  id: string;
+  name: string;
+  tier: string;
+  placement: string;
+  status: string;
+  /** Whether the catalog row matches the config (false until apply ran). */
+  provisioned: boolean;
+  roles: { read: string; write: string; admin: string; direct: string; gateway: string };
+  key_roles: string[];
+  usage: { api_keys: number; db_logins: number };
+}
+
+export async function describeTenants(db: Database, config: Config, n: Names, only?: string): Promise<TenantView[]> {
+  const ids = only ? [only] : [...config.tenants.keys()].sort();
+  if (only && !config.tenants.has(only)) throw new TenantGateError('TENANT_UNKNOWN', `tenant "${only}" is not in the configuration`);
+  const catalog = await db
+    .query<{ id: string; status: string; keys: string; logins: string }>(
+      `SELECT t.id, t.status,
+              (SELECT count(*) FROM tenantgate.api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS keys,
+              (SELECT count(*) FROM tenantgate.api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL AND k.db_login IS NOT NULL) AS logins
+         FROM tenantgate.tenants t WHERE t.id = ANY($1)`,
+      [ids],
+    )
+    .catch((err: { code?: string }) => {
+      if (err.code === '42P01' || err.code === '3F000') return { rows: [] };
+      throw err;
+    });
+  const rows = new Map(catalog.rows.map((r) => [r.id, r]));
+  return ids.map((id) => {
+    const t = config.tenants.get(id)!;
+    const row = rows.get(id);
+    return {
+      id,
+      name: t.name,
+      tier: t.tier,
+      placement: t.placement,
+      status: row?.status ?? t.status,
+      provisioned: row !== undefined,
+      roles: { read: n.access.read, write: n.access.write, admin: n.access.admin, direct: n.tenant(id), gateway: n.gateway },
+      key_roles: t.roles,
+      usage: { api_keys: Number(row?.keys ?? 0), db_logins: Number(row?.logins ?? 0) },
+    };
+  });
+}
