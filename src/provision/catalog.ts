@@ -43,6 +43,8 @@ export const CATALOG_TABLES: Record<string, string> = {
 };
 
 const definer = `LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp`;
+const invoker = `LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp`;
+const INVOKER_FUNCTIONS = new Set(['login_tenant', 'login_attr']);
 
 /** Function name → full CREATE OR REPLACE statement. The body is compared with prosrc for drift. */
 export const CATALOG_FUNCTIONS: Record<string, { args: string; create: string; body: string }> = (() => {
@@ -80,15 +82,36 @@ BEGIN
 END`,
     ],
     [
+      'role_tenant',
+      'r text',
+      'text',
+      // Answers only for roles the session's login is (or belongs to), so no login can ask
+      // which tenant another role serves.
+      `
+BEGIN
+  RETURN (SELECT d.tenant_id FROM tenantgate.db_roles d JOIN tenantgate.tenants t ON t.id = d.tenant_id
+          WHERE d.role_name = r AND t.status = 'active' AND pg_has_role(session_user, r, 'MEMBER'));
+END`,
+    ],
+    [
+      'role_attr',
+      'r text, attr text',
+      'text',
+      `
+BEGIN
+  RETURN (SELECT attributes ->> attr FROM tenantgate.tenants WHERE id = tenantgate.role_tenant(r));
+END`,
+    ],
+    [
       'login_tenant',
       '',
       'text',
       // The direct path: keyed on the login role itself (current_user), never on a setting.
-      // Read inside a zero-argument function so the result has the default collation (DESIGN.md, trap 4).
+      // SECURITY INVOKER so current_user is the caller; zero arguments so the result has the
+      // default collation and the tenant index stays usable (DESIGN.md, collation trap).
       `
 BEGIN
-  RETURN (SELECT r.tenant_id FROM tenantgate.db_roles r JOIN tenantgate.tenants t ON t.id = r.tenant_id
-          WHERE r.role_name = current_user::text AND t.status = 'active');
+  RETURN tenantgate.role_tenant(current_user::text);
 END`,
     ],
     [
@@ -97,7 +120,7 @@ END`,
       'text',
       `
 BEGIN
-  RETURN (SELECT attributes ->> attr FROM tenantgate.tenants WHERE id = tenantgate.login_tenant());
+  RETURN tenantgate.role_attr(current_user::text, attr);
 END`,
     ],
   ];
@@ -107,7 +130,7 @@ END`,
       {
         args,
         body,
-        create: `CREATE OR REPLACE FUNCTION tenantgate.${name}(${args}) RETURNS ${returns} ${definer} AS $fn$${body}$fn$`,
+        create: `CREATE OR REPLACE FUNCTION tenantgate.${name}(${args}) RETURNS ${returns} ${INVOKER_FUNCTIONS.has(name) ? invoker : definer} AS $fn$${body}$fn$`,
       },
     ]),
   );

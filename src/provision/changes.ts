@@ -124,6 +124,8 @@ function catalogChanges(snap: Snapshot, n: Names, pads: { ipad: Buffer; opad: Bu
     gateway_attr: ACCESS.map((a) => n.access[a]),
     login_tenant: [n.direct],
     login_attr: [n.direct],
+    role_tenant: [n.direct],
+    role_attr: [n.direct],
   };
   for (const [name, fn] of Object.entries(CATALOG_FUNCTIONS)) {
     const actual = snap.functions.get(name);
