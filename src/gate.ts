@@ -68,7 +68,7 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     }
     if (scope.tenant === ALL_TENANTS) {
       if (scope.access !== 'platform') throw new TenantGateError('TENANT_MISMATCH', 'only platform access may act for all tenants');
-      return { tenant: ALL_TENANTS_CONTEXT, access: 'platform', role: names.access.platform, mac: macFor(ALL_TENANTS_CONTEXT), statementTimeoutMs: defaultTimeout(config) };
+      return { tenant: ALL_TENANTS_CONTEXT, access: 'platform', role: names.platformAll, mac: macFor(ALL_TENANTS_CONTEXT), statementTimeoutMs: defaultTimeout(config) };
     }
     if (!isValidTenantId(scope.tenant)) throw new TenantGateError('TENANT_CONTEXT_REQUIRED', 'a valid tenant id is required');
     const tenant: Tenant | undefined = config.tenants.get(scope.tenant);

@@ -3,7 +3,7 @@ import type { AccessLevel, Config, Dataset, Tenant } from '../config/types.ts';
 import { renderRowExpression, type RowExpression } from '../config/expressions.ts';
 import { ident, literal, qualified } from '../db/sql.ts';
 import { CATALOG_FUNCTIONS, CATALOG_SCHEMA, CATALOG_TABLES } from './catalog.ts';
-import { ALL_TENANTS_CONTEXT, type Names } from './names.ts';
+import { ALL_TENANTS_CONTEXT, gatewayRoles, type Names } from './names.ts';
 import type { Snapshot, TableInfo } from './introspect.ts';
 
 /** One difference between the database and the config, and the SQL that removes it. */
@@ -20,12 +20,6 @@ export interface Change {
   reveal?: { gatewayPassword: string };
 }
 
-const DATA_PRIVS: Record<AccessLevel, string[]> = {
-  read: ['SELECT'],
-  write: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  admin: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  platform: ['SELECT'],
-};
 const ACCESS: AccessLevel[] = ['read', 'write', 'admin', 'platform'];
 const POLICY_CMD: Record<string, string> = { SELECT: 'r', INSERT: 'a', UPDATE: 'w', DELETE: 'd', ALL: '*' };
 
@@ -58,7 +52,7 @@ function roleChanges(config: Config, snap: Snapshot, n: Names): Change[] {
       out.push({ object: `role ${role}`, action: 'update', reason: `${role} can log in; it must not`, sql: [`ALTER ROLE ${ident(role)} NOLOGIN`] });
     }
   };
-  for (const a of ACCESS) nologin(n.access[a], `gateway role for ${a} access`);
+  for (const g of gatewayRoles(n)) nologin(g.role, `gateway role (${g.privileges.join(', ')})`);
   nologin(n.direct, 'group of direct database logins (their policies attach here)');
   nologin(n.directDefault, 'default column grants of direct logins');
   const gw = snap.roles.get(n.gateway);
@@ -79,7 +73,7 @@ function roleChanges(config: Config, snap: Snapshot, n: Names): Change[] {
       sql: [`ALTER ROLE ${ident(n.gateway)} LOGIN NOINHERIT`],
     });
   }
-  for (const a of ACCESS) membership(out, snap, n.gateway, n.access[a]);
+  for (const g of gatewayRoles(n)) membership(out, snap, n.gateway, g.role);
   return out;
 }
 
@@ -120,8 +114,8 @@ function catalogChanges(snap: Snapshot, n: Names, pads: { ipad: Buffer; opad: Bu
     });
   }
   const executors: Record<string, string[]> = {
-    gateway_tenant: ACCESS.map((a) => n.access[a]),
-    gateway_attr: ACCESS.map((a) => n.access[a]),
+    gateway_tenant: gatewayRoles(n).map((g) => g.role),
+    gateway_attr: gatewayRoles(n).map((g) => g.role),
     login_tenant: [n.direct],
     login_attr: [n.direct],
     role_tenant: [n.direct],
@@ -210,7 +204,7 @@ function hasOverrides(t: Tenant): boolean {
 
 function schemaChanges(schemas: string[], snap: Snapshot, n: Names): Change[] {
   const out: Change[] = [];
-  const users = [...ACCESS.map((a) => n.access[a]), n.direct];
+  const users = [...gatewayRoles(n).map((g) => g.role), n.direct];
   for (const s of [...schemas, CATALOG_SCHEMA]) {
     const have = snap.schemaUsage.get(s) ?? new Set<string>();
     const missing = users.filter((u) => !have.has(u));
@@ -247,13 +241,13 @@ function tableChanges(config: Config, d: Dataset, table: TableInfo, snap: Snapsh
   // Grants: exactly the desired set per role, nothing table-wide that would cover restricted columns.
   const want = new Map<string, Set<string>>();
   const gatewayCols = readableColumns(d, table, { direct: false });
-  for (const a of ACCESS) {
+  for (const g of gatewayRoles(n)) {
     const set = new Set<string>();
-    for (const p of DATA_PRIVS[a]) {
+    for (const p of g.privileges) {
       if (p === 'DELETE') set.add('DELETE');
       else for (const c of gatewayCols) set.add(`${p}(${c})`);
     }
-    want.set(n.access[a], set);
+    want.set(g.role, set);
   }
   want.set(n.directDefault, new Set(readableColumns(d, table, { direct: true }).map((c) => `SELECT(${c})`)));
   for (const tenant of config.tenants.values()) {
@@ -309,7 +303,7 @@ function tableChanges(config: Config, d: Dataset, table: TableInfo, snap: Snapsh
       });
     }
   }
-  const ours = new Set([...ACCESS.map((a) => n.access[a]), n.direct, n.gateway]);
+  const ours = new Set([...gatewayRoles(n).map((g) => g.role), n.direct, n.gateway]);
   for (const [name, p] of table.policies) {
     if (desired.some((x) => x.name === name) || !p.permissive) continue;
     if (p.roles.includes('public') || p.roles.some((r) => ours.has(r) || r.startsWith(`${n.prefix}_`))) {
@@ -376,8 +370,8 @@ export function desiredPolicies(d: Dataset, n: Names): DesiredPolicy[] {
     {
       name: n.policy('platform_all'),
       cmd: 'SELECT',
-      roles: [n.access.platform],
-      sql: `CREATE POLICY ${ident(n.policy('platform_all'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${ident(n.access.platform)} USING (${[`${gwTenant} = ${literal(ALL_TENANTS_CONTEXT)}`, ...filters].join(' AND ')})`,
+      roles: [n.platformAll],
+      sql: `CREATE POLICY ${ident(n.policy('platform_all'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${ident(n.platformAll)} USING (${[`${gwTenant} = ${literal(ALL_TENANTS_CONTEXT)}`, ...filters].join(' AND ')})`,
     },
     {
       name: n.policy('direct_select'),
