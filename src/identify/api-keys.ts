@@ -125,7 +125,11 @@ export async function revokeApiKey(db: Database, keyId: string): Promise<KeyReco
       await client.query(`DELETE FROM tenantgate.db_roles WHERE role_name = $1`, [record.db_login]);
       if (exists.rowCount) {
         await client.query(`ALTER ROLE ${ident(record.db_login)} NOLOGIN`);
-        await client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [record.db_login]).catch(() => undefined);
+        // Ending open sessions needs pg_signal_backend; without it the login is still gone for new ones.
+        await client.query('SAVEPOINT terminate_sessions');
+        await client
+          .query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [record.db_login])
+          .catch(() => client.query('ROLLBACK TO SAVEPOINT terminate_sessions'));
         await client.query(`DROP OWNED BY ${ident(record.db_login)}; DROP ROLE ${ident(record.db_login)}`);
       }
     }
