@@ -17,6 +17,7 @@ export interface RowExpression {
 }
 
 const OPERATORS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', '~~', '!~~', '~~*', '!~~*']);
+const ARITHMETIC = new Set(['+', '-', '*', '/', '%']);
 const CAST_TYPES = new Set(['text', 'varchar', 'int4', 'int8', 'int2', 'numeric', 'bool', 'date', 'timestamp', 'timestamptz', 'float8', 'float4', 'uuid']);
 const PLACEHOLDER = /'\{([a-z_][a-z0-9_]*)\}'|\{([a-z_][a-z0-9_]*)\}/g;
 
@@ -42,7 +43,7 @@ export function compileRowExpression(source: string): RowExpression {
   }
   const columns = new Set<string>();
   const params: Array<{ location: number; number: number }> = [];
-  checkNode(where, columns, params);
+  checkNode(where, columns, params, ROW_RULES);
   // Rebuild the text with placeholder markers at the parser's own offsets, never by a second regex.
   let template = '';
   let cursor = 0;
@@ -61,9 +62,41 @@ export function renderRowExpression(expr: RowExpression, fill: (name: string) =>
   return expr.template.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => fill(expr.placeholders[Number(i)] as string));
 }
 
-function checkNode(node: unknown, columns: Set<string>, params: Array<{ location: number; number: number }>): void {
+interface Rules {
+  /** Function names allowed (lower case); none in row filters. */
+  functions: Set<string>;
+}
+const ROW_RULES: Rules = { functions: new Set() };
+/** Metric functions: aggregates and a little arithmetic, nothing that reads outside the row set. */
+export const METRIC_FUNCTIONS = new Set(['sum', 'count', 'avg', 'min', 'max', 'round', 'abs', 'coalesce', 'nullif', 'stddev', 'variance', 'bool_and', 'bool_or']);
+const METRIC_RULES: Rules = { functions: METRIC_FUNCTIONS };
+
+export interface MetricExpression {
+  /** The checked SQL text (an aggregate expression over the dataset's columns). */
+  sql: string;
+  columns: string[];
+}
+
+/** Parse and check a metric (`sum(amount)`, `count(*)`, `sum(a) / nullif(count(*), 0)`). */
+export function compileMetric(source: string): MetricExpression {
+  if (source.includes(';')) throw new ExpressionError('must be one expression, without ";"');
+  const parsed = parseSql(`SELECT ${source}`);
+  if (!parsed.ok) throw new ExpressionError(`is not valid SQL: ${parsed.error.message}`);
+  const stmts = parsed.tree.stmts;
+  const select = stmts.length === 1 ? (stmts[0]?.stmt['SelectStmt'] as Record<string, unknown> | undefined) : undefined;
+  const targets = select?.['targetList'] as Array<{ ResTarget?: { val?: unknown; name?: string } }> | undefined;
+  if (!select || !targets || targets.length !== 1 || targets[0]?.ResTarget?.name || Object.keys(select).some((k) => !['targetList', 'limitOption', 'op'].includes(k))) {
+    throw new ExpressionError('must be a single expression');
+  }
+  const columns = new Set<string>();
+  checkNode(targets[0]?.ResTarget?.val, columns, [], METRIC_RULES);
+  if (!/\b(sum|count|avg|min|max|stddev|variance|bool_and|bool_or)\s*\(/i.test(source)) throw new ExpressionError('must aggregate (sum, count, avg, min, max, ...)');
+  return { sql: source.trim(), columns: [...columns] };
+}
+
+function checkNode(node: unknown, columns: Set<string>, params: Array<{ location: number; number: number }>, rules: Rules): void {
   if (Array.isArray(node)) {
-    for (const n of node) checkNode(n, columns, params);
+    for (const n of node) checkNode(n, columns, params, rules);
     return;
   }
   if (!node || typeof node !== 'object') throw new ExpressionError('has an unexpected element');
@@ -86,29 +119,46 @@ function checkNode(node: unknown, columns: Set<string>, params: Array<{ location
     case 'A_Expr': {
       const name = (body['name'] as Array<{ String?: { sval?: string } }>)?.[0]?.String?.sval;
       const k = body['kind'] as string;
-      const okKind = ['AEXPR_OP', 'AEXPR_IN', 'AEXPR_LIKE', 'AEXPR_ILIKE', 'AEXPR_BETWEEN', 'AEXPR_NOT_BETWEEN'].includes(k);
-      if (!okKind || (k === 'AEXPR_OP' && !OPERATORS.has(name ?? ''))) throw new ExpressionError(`may not use operator ${name ?? k}`);
-      if (body['lexpr']) checkNode(body['lexpr'], columns, params);
-      if (body['rexpr']) checkNode(body['rexpr'], columns, params);
+      const metric = rules === METRIC_RULES;
+      const okKind = ['AEXPR_OP', 'AEXPR_IN', 'AEXPR_LIKE', 'AEXPR_ILIKE', 'AEXPR_BETWEEN', 'AEXPR_NOT_BETWEEN'].includes(k) || (metric && k === 'AEXPR_NULLIF');
+      const okOp = OPERATORS.has(name ?? '') || (metric && ARITHMETIC.has(name ?? ''));
+      if (!okKind || (k === 'AEXPR_OP' && !okOp)) throw new ExpressionError(`may not use operator ${name ?? k}`);
+      if (body['lexpr']) checkNode(body['lexpr'], columns, params, rules);
+      if (body['rexpr']) checkNode(body['rexpr'], columns, params, rules);
       return;
     }
     case 'List':
-      checkNode(body['items'] ?? [], columns, params);
+      checkNode(body['items'] ?? [], columns, params, rules);
       return;
     case 'BoolExpr':
-      checkNode(body['args'], columns, params);
+      checkNode(body['args'], columns, params, rules);
       return;
     case 'NullTest':
     case 'BooleanTest':
-      checkNode(body['arg'], columns, params);
+      checkNode(body['arg'], columns, params, rules);
       return;
     case 'TypeCast': {
       const names = (body['typeName'] as { names?: Array<{ String?: { sval?: string } }> })?.names ?? [];
       const type = names[names.length - 1]?.String?.sval ?? '';
       if (!CAST_TYPES.has(type)) throw new ExpressionError(`may not cast to ${type}`);
-      checkNode(body['arg'], columns, params);
+      checkNode(body['arg'], columns, params, rules);
       return;
     }
+    case 'FuncCall': {
+      const names = (body['funcname'] as Array<{ String?: { sval?: string } }>) ?? [];
+      const fn = names.length === 1 ? names[0]?.String?.sval : undefined;
+      if (!fn || !rules.functions.has(fn) || body['over'] || body['agg_filter'] || body['agg_order'] || body['func_variadic']) {
+        throw new ExpressionError(`may not call ${names.map((n) => n.String?.sval).join('.') || 'that function'}`);
+      }
+      if (body['agg_star']) return;
+      checkNode(body['args'] ?? [], columns, params, rules);
+      return;
+    }
+    case 'CoalesceExpr':
+    case 'MinMaxExpr':
+      if (!rules.functions.has('coalesce')) throw new ExpressionError('may not contain function calls');
+      checkNode(body['args'], columns, params, rules);
+      return;
     default:
       throw new ExpressionError(`may not contain ${kind === 'FuncCall' ? 'function calls' : kind === 'SubLink' ? 'subqueries' : kind}`);
   }

@@ -5,9 +5,10 @@ import { TenantGateError, type SourceLocation } from '../errors/index.ts';
 import { loadParser } from '../plan/sql/parser.ts';
 import { tenantIdProblem } from '../tenancy/tenant-id.ts';
 import { DEFAULTS } from './defaults.ts';
-import { compileRowExpression, ExpressionError } from './expressions.ts';
+import { compileMetric, compileRowExpression, ExpressionError } from './expressions.ts';
 import { configSchema, type RawConfig } from './schema.ts';
 import type { Config, Dataset, Tenant } from './types.ts';
+import type { RowExpression } from './expressions.ts';
 import { readYaml } from './yaml-source.ts';
 
 export interface LoadOptions {
@@ -100,9 +101,9 @@ function resolveConfig(effective: RawConfig, file: string, locate: (p: string) =
     if (schema === 'tenantgate' || schema.startsWith('pg_') || schema === 'information_schema') {
       throw new TenantGateError('CONFIG_INVALID', `dataset table may not live in schema ${schema}`, { location: locate(`${where}.table`) });
     }
-    const compile = (source: string, at: string) => {
+    const compile = <T>(source: string, at: string, fn: (s: string) => T = compileRowExpression as (s: string) => T): T => {
       try {
-        return compileRowExpression(source);
+        return fn(source);
       } catch (err) {
         if (err instanceof ExpressionError) throw new TenantGateError('CONFIG_INVALID', `${at}: ${err.message}`, { location: locate(at) });
         throw err;
@@ -110,11 +111,15 @@ function resolveConfig(effective: RawConfig, file: string, locate: (p: string) =
     };
     const filters = d.rls.additional_filters.map((f, j) => {
       const at = `${where}.rls.additional_filters.${j}`;
-      const expr = compile(`${f.column} ${f.condition}`, at);
+      const expr = compile<RowExpression>(`${f.column} ${f.condition}`, at);
       if (expr.placeholders.length > 0) throw new TenantGateError('CONFIG_INVALID', `${at}: filters take no placeholders; use rls.expression`, { location: locate(at) });
       return expr;
     });
-    const expression = d.rls.expression === undefined ? undefined : compile(d.rls.expression, `${where}.rls.expression`);
+    const expression = d.rls.expression === undefined ? undefined : compile<RowExpression>(d.rls.expression, `${where}.rls.expression`);
+    const metrics = Object.fromEntries(Object.entries(d.metrics).map(([name, src]) => [name, compile(src, `${where}.metrics.${name}`, compileMetric)]));
+    for (const name of Object.keys(metrics)) {
+      if (d.dimensions.includes(name)) throw new TenantGateError('CONFIG_INVALID', `"${name}" is both a dimension and a metric`, { location: locate(`${where}.metrics.${name}`) });
+    }
     for (const name of expression?.placeholders ?? []) if (name !== 'tenant') attributesNeeded.set(name, d.name);
     const dataset: Dataset = {
       name: d.name,
@@ -123,7 +128,7 @@ function resolveConfig(effective: RawConfig, file: string, locate: (p: string) =
       tenantColumn: d.tenant_column ?? effective.defaults.tenant_column,
       filters,
       dimensions: d.dimensions,
-      metrics: d.metrics,
+      metrics,
       columns: d.columns,
       source: locate(where),
     };

@@ -1,6 +1,6 @@
 import type { SourceLocation } from '../errors/index.ts';
 import type { AccessLevel, Quotas, RawConfig } from './schema.ts';
-import type { RowExpression } from './expressions.ts';
+import type { MetricExpression, RowExpression } from './expressions.ts';
 
 export type { AccessLevel, Quotas } from './schema.ts';
 
@@ -20,7 +20,7 @@ export interface Dataset {
   /** `rls.expression`, parsed; it narrows reads and checks writes. */
   expression?: RowExpression;
   dimensions: string[];
-  metrics: Record<string, string>;
+  metrics: Record<string, MetricExpression>;
   columns: Record<string, ColumnRule>;
   source: SourceLocation;
 }

@@ -1,0 +1,59 @@
+import type { Config, Tenant } from '../config/types.ts';
+import type { AccessLevel } from '../config/types.ts';
+import { datasetView, type DatasetView } from './dataset-view.ts';
+
+type Queryable = { query(text: string, params?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }> };
+
+/**
+ * The datasets as the query planners see them: the config plus each table's live columns,
+ * read once at startup (the gateway login may read pg_attribute, never the tables).
+ * Per-tenant views are built once and reused.
+ */
+export class QueryCatalog {
+  private readonly viewsByScope = new Map<string, Map<string, DatasetView>>();
+
+  private constructor(
+    readonly config: Config,
+    private readonly tableColumns: Map<string, string[]>,
+  ) {}
+
+  static async load(config: Config, db: Queryable): Promise<QueryCatalog> {
+    const columns = new Map<string, string[]>();
+    for (const d of config.datasets) {
+      const r = await db.query(
+        `SELECT a.attname::text AS name FROM pg_attribute a
+          WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+        [`${d.schema}.${d.table}`],
+      );
+      columns.set(d.name, r.rows.map((row) => row['name'] as string));
+    }
+    return new QueryCatalog(config, columns);
+  }
+
+  /** For tests and tools that already know the columns. */
+  static fromColumns(config: Config, columns: Record<string, string[]>): QueryCatalog {
+    return new QueryCatalog(config, new Map(Object.entries(columns)));
+  }
+
+  /** Datasets as `tenant` sees them (null: a platform admin reading all tenants). */
+  views(tenant: Tenant | null): Map<string, DatasetView> {
+    const key = this.viewKey(tenant);
+    let views = this.viewsByScope.get(key);
+    if (!views) {
+      views = new Map(this.config.datasets.map((d) => [d.name, datasetView(d, this.tableColumns.get(d.name) ?? [], tenant)]));
+      this.viewsByScope.set(key, views);
+    }
+    return views;
+  }
+
+  /** Tenants without column overrides share one view (and one SQL-plan cache scope). */
+  private viewKey(tenant: Tenant | null): string {
+    if (!tenant) return '*';
+    const overridden = Object.values(tenant.accessOverrides).some((cols) => Object.values(cols).includes('restricted'));
+    return overridden ? `t:${tenant.id}` : '-';
+  }
+
+  sqlCacheKey(tenant: Tenant | null, access: AccessLevel): string {
+    return `${access}|${this.viewKey(tenant)}`;
+  }
+}
