@@ -5,7 +5,7 @@ import { applyProvision, planProvision, resolveNames } from '../provision/apply.
 import { loadServerSecret } from '../security/secret.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from '../identify/api-keys.ts';
 import { describeTenants, writeTenantFile } from '../lifecycle/tenants.ts';
-import { dumpConfig } from './commands/config-dump.ts';
+import { dumpConfig, maskedEffective } from './commands/config-dump.ts';
 import { printProvision } from './commands/plan-apply.ts';
 import { runDemo } from './commands/start.ts';
 import { configPath, printJson, processIO, progress, table, withConfig, withOwnerDb, type CliIO, type GlobalOptions } from './io.ts';
@@ -30,7 +30,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .description('print the effective configuration (defaults filled in, secrets masked)')
     .action(async () => {
       const config = await withConfig(io, globals());
-      if (globals().json) printJson(io, config.effective);
+      if (globals().json) printJson(io, maskedEffective(config, io.env));
       else io.stdout(dumpConfig(config, io.env));
     });
 
@@ -171,6 +171,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
 function report(io: CliIO, err: unknown, json: boolean, configFile: () => string): number {
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    if (json) io.stdout(`${JSON.stringify({ error: { code: 'USAGE', message: err.message.replace(/^error: /, ''), hint: ERROR_CODES.USAGE.hint } }, null, 2)}\n`);
     return 2;
   }
   const mapped = mapDatabaseError(err);

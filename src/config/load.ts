@@ -59,12 +59,15 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
   };
 
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw issueError(parsed.error.issues[0] as z.core.$ZodIssue, locate);
+  // An unknown key is usually the cause of a "missing" one (a typo): report it first.
+  if (!parsed.success) throw issueError(parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? (parsed.error.issues[0] as z.core.$ZodIssue), locate);
   const effective = parsed.data;
 
   // Tenant files must be named for the tenant they hold: one file, one tenant, no surprises in review.
   for (const [index, tenantFile] of tenantFiles) {
     const id = effective.tenants[index]?.id;
+    const problem = tenantIdProblem(id);
+    if (problem) throw new TenantGateError('TENANT_ID_INVALID', `invalid tenant id: ${problem}`, { location: locate(`tenants.${index}.id`) });
     const stem = basename(tenantFile, extname(tenantFile));
     if (id !== stem) {
       throw new TenantGateError('CONFIG_INVALID', `tenant file ${basename(tenantFile)} holds tenant "${id}"; name it ${id}.yaml`, {

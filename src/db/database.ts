@@ -95,5 +95,5 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
 
 /** `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and `config dump`. */
 export function maskUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@').replace(/([?&](?:password|passwd|sslpassword)=)[^&#]*/gi, '$1***');
 }

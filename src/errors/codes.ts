@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   AUTH_INVALID: { status: 401, exit: 2, hint: 'The credential is unknown, revoked, expired or malformed.' },
   TENANT_MISMATCH: { status: 403, exit: 2, hint: 'Name only a tenant your credential may act for.' },
   TENANT_UNKNOWN: { status: 404, exit: 2, hint: 'Check the tenant id (`tenantgate tenant list`).' },
+  TENANT_REQUIRED: { status: 400, exit: 2, hint: 'Name the tenant with X-Tenant-ID, /v1/tenants/{tenant}/… or the subdomain.' },
   TENANT_SUSPENDED: { status: 403, exit: 1, hint: 'The tenant is suspended; a platform admin can resume it.' },
   TENANT_EXISTS: { status: 409, exit: 2, hint: 'Pick another id or edit the existing tenant.' },
   TENANT_ID_INVALID: {
@@ -31,6 +32,8 @@ export const ERROR_CODES = {
   SQL_FORBIDDEN: { status: 400, exit: 2, hint: 'Only allowlisted statements, datasets and functions may be used.' },
   QUERY_INVALID: { status: 400, exit: 2, hint: 'Check the request against GET /v1/datasets.' },
   PAYLOAD_TOO_LARGE: { status: 413, exit: 2, hint: 'Send a smaller body (server.body_limit_bytes).' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 2, hint: 'Send Content-Type: application/json.' },
+  NOT_FOUND: { status: 404, exit: 2, hint: 'See GET /openapi.json for the endpoints.' },
   // admit stage
   RATE_LIMITED: { status: 429, exit: 1, hint: 'Retry after the time in Retry-After.' },
   CONCURRENCY_LIMITED: { status: 429, exit: 1, hint: 'Too many queries in flight for this tenant; retry shortly.' },
@@ -67,11 +70,6 @@ export const ERROR_CODES = {
   },
   TIER_UNSUPPORTED: { status: 501, exit: 2, hint: 'Only the pooled tier is provisioned in this version.' },
   KEY_UNKNOWN: { status: 404, exit: 2, hint: 'Check the key id (`tenantgate key list`).' },
-  DB_LOGIN_UNSUPPORTED: {
-    status: 501,
-    exit: 2,
-    hint: 'Direct logins need a PostgreSQL server: the embedded database has a single superuser session.',
-  },
   USAGE: { status: 400, exit: 2, hint: 'See `tenantgate --help`.' },
   INTERNAL: { status: 500, exit: 1, hint: 'A bug: please report it with the request id.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -13,7 +13,7 @@ export function validateAgainstDatabase(config: Config, snap: Snapshot, n: Names
   for (const t of config.tenants.values()) {
     if (t.tier !== 'pooled') {
       throw new TenantGateError('TIER_UNSUPPORTED', `tenant "${t.id}" has tier ${t.tier}; this version provisions the pooled tier only`, {
-        location: { ...t.source, key: `${t.source.key}.tier` },
+        location: config.locate(`${t.source.key}.tier`),
       });
     }
   }
@@ -41,6 +41,7 @@ export function validateAgainstDatabase(config: Config, snap: Snapshot, n: Names
       ...Object.keys(d.columns).map((c): [string, string] => [c, `${where}.columns.${c}`]),
       ...d.filters.flatMap((f, j) => f.columns.map((c): [string, string] => [c, `${where}.rls.additional_filters.${j}`])),
       ...(d.expression?.columns ?? []).map((c): [string, string] => [c, `${where}.rls.expression`]),
+      ...Object.entries(d.metrics).flatMap(([m, e]) => e.columns.map((c): [string, string] => [c, `${where}.metrics.${m}`])),
     ];
     for (const [c, at] of named) {
       if (!table.columns.has(c)) {
@@ -53,12 +54,12 @@ export function validateAgainstDatabase(config: Config, snap: Snapshot, n: Names
       for (const c of Object.keys(t.accessOverrides[d.name] ?? {})) {
         if (!table.columns.has(c)) {
           throw new TenantGateError('DATASET_COLUMN_MISSING', `tenant "${t.id}" overrides column ${c}, which ${d.schema}.${d.table} does not have`, {
-            location: { ...t.source, key: `${t.source.key}.access_overrides.${d.name}.${c}` },
+            location: config.locate(`${t.source.key}.access_overrides.${d.name}.${c}`),
           });
         }
         if (t.accessOverrides[d.name]?.[c] === 'read' && d.columns[c]?.access === 'restricted') {
           throw new TenantGateError('CONFIG_INVALID', `tenant "${t.id}" cannot open restricted column ${d.name}.${c}: restricted columns are never readable by tenants`, {
-            location: { ...t.source, key: `${t.source.key}.access_overrides.${d.name}.${c}` },
+            location: config.locate(`${t.source.key}.access_overrides.${d.name}.${c}`),
           });
         }
       }

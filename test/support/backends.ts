@@ -22,6 +22,12 @@ export type BackendKind = 'pglite' | 'postgres';
 export const SERVER_URL = process.env['DATABASE_URL'];
 /** Every backend the suite runs on here: `describe.each(BACKENDS)`. */
 export const BACKENDS: BackendKind[] = SERVER_URL ? ['pglite', 'postgres'] : ['pglite'];
+/**
+ * Why hostile-SQL probes that change the role or session user are skipped on PGlite: its one
+ * session's session user is the superuser `postgres` (the `username` option only sets the role).
+ */
+export const PGLITE_HOSTILE_SQL_GAP =
+  "PGlite has a single superuser session; the database wall against hostile SQL needs a PostgreSQL server; the gateway's SQL allowlist blocks these statements";
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 export const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
@@ -90,6 +96,15 @@ export interface Fixture {
   /** Re-read the config (after editing `yaml`). */
   reload(yaml: string): Promise<Config>;
   cleanup(): Promise<void>;
+}
+
+/**
+ * The gateway login's URL for a server fixture (the same URL `fx.gate()` uses; no password:
+ * the test server trusts local logins), e.g. to build a gate with its own pool size.
+ */
+export function gatewayUrl(fx: Fixture): string {
+  if (fx.kind !== 'postgres') throw new Error('gatewayUrl: only server fixtures have a gateway URL');
+  return serverUrlFor(decodeURIComponent(new URL(fx.url).pathname.slice(1)), fx.names.gateway);
 }
 
 export interface FixtureOptions {
@@ -180,4 +195,74 @@ export async function createFixture(kind: BackendKind, options: FixtureOptions =
   fx.names = resolveNames(fx.config, env);
   if (options.apply !== false) await applyProvision(fx.config, db, TEST_SECRET, { env });
   return fx;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Databases the CLI opens itself (it reads database.url): a PGlite data directory, or a
+ * fresh database on the server. Used by tests that run `main([...])` in-process.
+ * ---------------------------------------------------------------------------------------- */
+
+/**
+ * Make `dir` a PGlite data directory (from the cached snapshot, so no ~5 s first boot), run
+ * `sql` in it as the owner, and close it again: only one instance may hold a directory.
+ */
+export async function seedPgliteDir(dir: string, sql?: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const db = new PGlite(dir, { loadDataDir: await pgliteSnapshot() });
+  await db.waitReady;
+  try {
+    if (sql) await db.exec(sql);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Open a PGlite data directory as the owner for the duration of `fn` (nobody else may have it open). */
+export async function withPgliteDir<T>(dir: string, fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase(`pglite://${dir}`);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+export interface ServerDatabase {
+  name: string;
+  /** Owner connection URL of the new database. */
+  url: string;
+  /** Role prefix reserved for this database; `drop()` removes every role under it. */
+  prefix: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh database on the DATABASE_URL server, with `sql` run in it, and a unique role prefix. */
+export async function createServerDatabase(sql?: string): Promise<ServerDatabase> {
+  if (!SERVER_URL) throw new Error('DATABASE_URL is not set');
+  const tag = randomBytes(4).toString('hex');
+  const name = `tg_test_${tag}`;
+  const prefix = `tg${tag}`;
+  await serverAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = serverUrlFor(name);
+  if (sql) {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  }
+  return {
+    name,
+    url,
+    prefix,
+    async drop() {
+      await serverAdmin(async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        const roles = await c.query(`SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, [`${prefix}\\_%`]);
+        for (const r of roles.rows) await c.query(`DROP ROLE IF EXISTS "${r.rolname}"`);
+      });
+    },
+  };
 }
