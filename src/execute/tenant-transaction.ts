@@ -29,6 +29,21 @@ const CONTEXT_SQL = {
 };
 
 /**
+ * Sent at the end of every transaction (pipelined with COMMIT: no extra round trip). Session-
+ * level state the callback may have left (SET ROLE, SET tenantgate.*, temp tables, which
+ * pg_temp would let shadow a dataset) must reach neither the next tenant's transaction on this
+ * connection nor anything using the pool outside withTenant.
+ */
+const SCRUB = 'RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; DISCARD TEMP';
+
+async function scrub(client: pg.PoolClient): Promise<boolean> {
+  return client.query(SCRUB).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
  * Run `fn` in one transaction as one tenant. Settings are transaction-local (`set_config(…, true)`),
  * so a pooled connection cannot carry them into the next transaction. BEGIN, the context and the
  * callback's first statement go out together when the pool pipelines (one round trip), then COMMIT.
@@ -78,7 +93,7 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
     await ready;
     if (broken) throw broken;
     open = false;
-    await client.query('COMMIT');
+    await client.query(`${SCRUB}; COMMIT`);
     client.release();
     return result;
   } catch (err) {
@@ -87,8 +102,10 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
       () => true,
       () => false,
     );
-    // A connection that could not even roll back is destroyed, never reused by another tenant.
-    client.release(rolledBack ? undefined : (err as Error));
+    // The callback may have committed on its own and changed the session after that.
+    const clean = rolledBack && (await scrub(client));
+    // A connection that could not be rolled back and scrubbed is destroyed, never reused by another tenant.
+    client.release(clean ? undefined : (err as Error));
     throw mapDatabaseError(err);
   }
 }
