@@ -154,10 +154,27 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
 
   program
     .command('start')
-    .description('provision the embedded database with the demo catalog and print what to run next')
+    .description('provision the demo catalog on the embedded database, then serve the gateway')
     .option('--dir <dir>', 'where the demo lives', '.tenantgate/demo')
-    .action(async (opts: { dir: string }) => {
-      await runDemo(io, opts.dir, Boolean(globals().json));
+    .option('--port <port>', 'port for the gateway (default server.port, 8080)', (v) => Number(v))
+    .option('--no-serve', 'provision and print, then exit')
+    .action(async (opts: { dir: string; port?: number; serve: boolean }) => {
+      await runDemo(io, opts.dir, Boolean(globals().json), { enabled: opts.serve, ...(opts.port !== undefined ? { port: opts.port } : {}) });
+    });
+
+  program
+    .command('serve')
+    .description('run the HTTP gateway as the gateway login ($TENANTGATE_GATEWAY_URL, or the embedded database)')
+    .option('--port <port>', 'port (default server.port)', (v) => Number(v))
+    .option('--host <host>', 'address to bind (default server.host)')
+    .action(async (opts: { port?: number; host?: string }) => {
+      const config = await withConfig(io, globals());
+      const secret = loadServerSecret(config, io.env);
+      const { createTenantGate } = await import('../gate.ts');
+      const { serveGateway } = await import('./commands/serve.ts');
+      const gate = await createTenantGate({ config, secret, env: io.env });
+      const server = await serveGateway(io, config, gate, secret, { ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) });
+      io.stdout(`tenantgate gateway listening on ${server.url}\n`);
     });
 
   try {

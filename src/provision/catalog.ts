@@ -123,6 +123,17 @@ BEGIN
   RETURN tenantgate.role_attr(current_user::text, attr);
 END`,
     ],
+    [
+      'lookup_key',
+      'wanted_key text',
+      'TABLE(hash bytea, tenant_id text, role text, access text, revoked boolean)',
+      // The gateway login verifies API keys through this and nothing else: it can read one
+      // key's hash by id, never list keys or tenants.
+      `
+BEGIN
+  RETURN QUERY SELECT k.hash, k.tenant_id, k.role, k.access, k.revoked_at IS NOT NULL FROM tenantgate.api_keys k WHERE k.key_id = wanted_key;
+END`,
+    ],
   ];
   return Object.fromEntries(
     fns.map(([name, args, returns, body]) => [

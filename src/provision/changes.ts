@@ -120,6 +120,7 @@ function catalogChanges(snap: Snapshot, n: Names, pads: { ipad: Buffer; opad: Bu
     login_attr: [n.direct],
     role_tenant: [n.direct],
     role_attr: [n.direct],
+    lookup_key: [n.gateway],
   };
   for (const [name, fn] of Object.entries(CATALOG_FUNCTIONS)) {
     const actual = snap.functions.get(name);
@@ -207,7 +208,8 @@ function schemaChanges(schemas: string[], snap: Snapshot, n: Names): Change[] {
   const users = [...gatewayRoles(n).map((g) => g.role), n.direct];
   for (const s of [...schemas, CATALOG_SCHEMA]) {
     const have = snap.schemaUsage.get(s) ?? new Set<string>();
-    const missing = users.filter((u) => !have.has(u));
+    // The gateway login itself calls tenantgate.lookup_key before any tenant transaction.
+    const missing = [...users, ...(s === CATALOG_SCHEMA ? [n.gateway] : [])].filter((u) => !have.has(u));
     if (missing.length > 0) {
       out.push({
         object: `grant usage schema ${s}`,

@@ -60,16 +60,16 @@ describe.each(BACKENDS)('demo and tenant lifecycle through the CLI on %s', (kind
   });
 
   it('start provisions the demo and shows each tenant only its rows; a second start changes nothing', async () => {
-    const first = await run('start', '--dir', 'demo', '--json');
+    const first = await run('start', '--dir', 'demo', '--no-serve', '--json');
     expect(first.code).toBe(0);
     expect(first.json().answers).toEqual({ acme_corp: [['North', 100], ['South', 200]], globex_inc: [['East', 400], ['North', 300]] });
     expect(first.json().changes).toBeGreaterThan(0);
     const keysFile = join(dir, 'demo', 'demo-keys.json');
     expect(statSync(keysFile).mode & 0o777).toBe(0o600);
-    const second = await run('start', '--dir', 'demo', '--json');
+    const second = await run('start', '--dir', 'demo', '--no-serve', '--json');
     expect(second.code).toBe(0);
     expect(second.json().changes).toBe(0);
-    const text = await run('start', '--dir', 'demo');
+    const text = await run('start', '--dir', 'demo', '--no-serve');
     expect(text.out).toContain('tenant list');
   });
 

@@ -15,7 +15,7 @@ const DEMO = fileURLToPath(new URL('../../demo/', import.meta.url));
  * `npm start`: the demo catalog on the embedded database. Idempotent: a second run reuses the
  * data directory and the demo keys it saved (mode 0600) beside it.
  */
-export async function runDemo(io: CliIO, dirOption: string, json: boolean): Promise<void> {
+export async function runDemo(io: CliIO, dirOption: string, json: boolean, serve: { enabled: boolean; port?: number } = { enabled: false }): Promise<void> {
   const dir = resolve(io.cwd, dirOption);
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'tenantgate.yaml');
@@ -23,6 +23,7 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean): Prom
   const config = await loadConfig(configFile, { env: io.env });
   const secret = loadServerSecret(config, io.env);
   const db = await openDatabase(config.effective.database.url, { baseDir: config.dir });
+  let serving = false;
   try {
     const seeded = await db.query(`SELECT to_regclass('public.orders') IS NOT NULL AS present`);
     if (!seeded.rows[0]?.['present']) await db.query(readFileSync(join(DEMO, 'orders.sql'), 'utf8'));
@@ -48,23 +49,47 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean): Prom
       answers[tenant] = r.rows.map((row) => [row.region, row.revenue]);
     }
     const rel = relative(io.cwd, configFile) || configFile;
-    if (json) {
+    if (json && !serve.enabled) {
       io.stdout(`${JSON.stringify({ config: configFile, changes: result.changes.length, keys, answers }, null, 2)}\n`);
+      await gate.close();
       return;
     }
-    io.stdout(
-      [
-        `tenantgate demo: embedded database at ${relative(io.cwd, join(dir, 'pgdata'))}, catalog ${rel}`,
-        `apply: ${result.changes.length === 0 ? 'nothing to do (already provisioned)' : `${result.changes.length} change(s) made`}`,
+    const lines = [
+      `tenantgate demo: embedded database at ${relative(io.cwd, join(dir, 'pgdata'))}, catalog ${rel}`,
+      `apply: ${result.changes.length === 0 ? 'nothing to do (already provisioned)' : `${result.changes.length} change(s) made`}`,
+      '',
+      'The same query, run as each tenant inside withTenant (RLS enforced by the database):',
+      `  ${sql}`,
+      ...Object.entries(answers).map(([t, rows]) => `  ${t.padEnd(11)} -> ${JSON.stringify(rows)}`),
+      '',
+      'Demo API keys (saved in demo-keys.json, mode 0600):',
+      ...keys.map((k) => `  ${(k.tenant ?? 'platform').padEnd(11)} ${k.role.padEnd(8)} ${k.key}`),
+      '',
+    ];
+    if (serve.enabled) {
+      const { serveGateway } = await import('./serve.ts');
+      const server = await serveGateway(io, config, gate, secret, { ...(serve.port !== undefined ? { port: serve.port } : {}), onClose: () => db.close() });
+      serving = true;
+      const [acme, globex, ops] = keys;
+      const body = `'{"dataset": "orders", "dimensions": ["region"], "metrics": ["revenue"]}'`;
+      lines.push(
+        `Gateway listening on ${server.url} (Ctrl-C to stop). Try:`,
+        `  curl -s ${server.url}/v1/query -H 'X-API-Key: ${acme?.key}' -H 'Content-Type: application/json' -d ${body}`,
+        `  curl -s ${server.url}/v1/query -H 'X-API-Key: ${globex?.key}' -H 'Content-Type: application/json' -d ${body}`,
+        `  curl -s ${server.url}/v1/queries -H 'X-API-Key: ${acme?.key}' -H 'Content-Type: application/json' -d '{"sql": "SELECT region, sum(amount) FROM orders GROUP BY region"}'`,
+        `  curl -s ${server.url}/v1/query -H 'X-API-Key: ${ops?.key}' -H 'X-Tenant-ID: all' -H 'Content-Type: application/json' -d ${body}`,
+        `  curl -s ${server.url}/v1/datasets -H 'X-API-Key: ${acme?.key}'`,
+        `  curl -s ${server.url}/openapi.json`,
         '',
-        'The same query, run as each tenant inside withTenant (RLS enforced by the database):',
-        `  ${sql}`,
-        ...Object.entries(answers).map(([t, rows]) => `  ${t.padEnd(11)} -> ${JSON.stringify(rows)}`),
+        'Other commands (stop the gateway first: the embedded database has one session):',
+        `  npx tenantgate --config ${rel} tenant list`,
+        `  npx tenantgate --config ${rel} tenant add initech --attr region=West`,
         '',
-        'Demo API keys (saved in demo-keys.json, mode 0600):',
-        ...keys.map((k) => `  ${(k.tenant ?? 'platform').padEnd(11)} ${k.role.padEnd(8)} ${k.key}`),
-        '',
+      );
+    } else {
+      lines.push(
         'Next:',
+        `  npm start                                                  # the same, then serve the HTTP gateway`,
         `  npx tenantgate --config ${rel} tenant list`,
         `  npx tenantgate --config ${rel} tenant show acme_corp --json`,
         `  npx tenantgate --config ${rel} plan                      # drift check: nothing to do`,
@@ -75,12 +100,11 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean): Prom
         `  const gate = await createTenantGate({ config: '${rel}' });`,
         `  await gate.withTenant({ tenant: 'acme_corp', access: 'read' }, (db) => db.query('SELECT * FROM orders'));`,
         '',
-        'The HTTP gateway (tenantgate serve) is not built yet; see docs/architecture.md.',
-        '',
-      ].join('\n'),
-    );
-    await gate.close();
+      );
+      await gate.close();
+    }
+    io.stdout(lines.join('\n'));
   } finally {
-    await db.close();
+    if (!serving) await db.close();
   }
 }

@@ -83,6 +83,8 @@ export function compileSemantic(q: SemanticQuery, view: DatasetView, tenant: Ten
   const lines = [`SELECT ${select.join(', ')}`, `FROM ${ident(d.schema)}.${ident(d.table)}`, `WHERE ${where.join(' AND ')}`];
   if (q.metrics.length > 0 && q.dimensions.length > 0) lines.push(`GROUP BY ${q.dimensions.map((_, i) => i + 1).join(', ')}`);
   if (q.metrics.length === 0) lines[0] = `SELECT DISTINCT ${select.join(', ')}`;
+  // Without an order, order by the dimensions: answers (and pagination) stay stable between calls.
+  if (order.length === 0 && q.dimensions.length > 0) order.push(...q.dimensions.map((dim) => `${ident(dim)} ASC`));
   if (order.length) lines.push(`ORDER BY ${order.join(', ')}`);
   lines.push(`LIMIT ${param(fetchRows)}`);
   if (q.offset) lines.push(`OFFSET ${param(q.offset)}`);

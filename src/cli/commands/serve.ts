@@ -1,0 +1,36 @@
+import type { Config } from '../../config/types.ts';
+import type { TenantGate } from '../../gate.ts';
+import { Gateway } from '../../gateway/gateway.ts';
+import { buildServer } from '../../http/server.ts';
+import type { CliIO } from '../io.ts';
+
+export interface Serving {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Run the HTTP gateway until SIGINT/SIGTERM; returns once listening. */
+export async function serveGateway(io: CliIO, config: Config, gate: TenantGate, secret: Buffer, options: { port?: number; host?: string; onClose?: () => Promise<void> }): Promise<Serving> {
+  const gateway = await Gateway.create({ gate, secret, env: io.env });
+  const app = buildServer(gateway);
+  const host = options.host ?? config.effective.server.host;
+  const port = options.port ?? config.effective.server.port;
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await app.close();
+      await gate.close();
+      await options.onClose?.();
+    })());
+  const onSignal = () => {
+    io.stderr('\nshutting down\n');
+    void close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return { url, close };
+}

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../errors/index.ts';
+import { sqlQuerySchema } from '../gateway/gateway.ts';
+import { semanticQuerySchema } from '../plan/semantic/request.ts';
+
+const answer = {
+  type: 'object',
+  required: ['columns', 'rows', 'row_count', 'truncated'],
+  properties: {
+    columns: { type: 'array', items: { type: 'string' } },
+    rows: { type: 'array', items: { type: 'array', items: {} } },
+    row_count: { type: 'integer' },
+    truncated: { type: 'boolean' },
+  },
+};
+const error = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string', enum: Object.keys(ERROR_CODES) }, message: { type: 'string' }, hint: { type: 'string' } },
+    },
+  },
+};
+
+/** OpenAPI 3 from the same zod schemas that validate the requests. */
+export function openApiDocument(): Record<string, unknown> {
+  const json = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input' });
+  const errors = { default: { description: 'error (see docs/errors.md)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } };
+  const tenantParam = { name: 'tenant', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z][a-z0-9_-]{1,39}$' } };
+  const op = (summary: string, body: string | undefined, response: string, withTenant = false) => ({
+    summary,
+    ...(withTenant ? { parameters: [tenantParam] } : {}),
+    ...(body ? { requestBody: { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${body}` } } } } } : {}),
+    responses: { 200: { description: 'ok', content: { 'application/json': { schema: { $ref: `#/components/schemas/${response}` } } } }, ...errors },
+  });
+  const paths: Record<string, unknown> = {};
+  for (const [prefix, withTenant] of [['/v1', false], ['/v1/tenants/{tenant}', true]] as const) {
+    paths[`${prefix}/query`] = { post: op('Semantic query', 'SemanticQuery', 'Answer', withTenant) };
+    paths[`${prefix}/queries`] = { post: op('SQL query (one statement, allowlisted)', 'SqlQuery', 'Answer', withTenant) };
+    paths[`${prefix}/datasets`] = { get: op('Datasets, dimensions and metrics the caller may use', undefined, 'Object', withTenant) };
+    paths[`${prefix}/tenant`] = { get: op("The caller's tenant", undefined, 'Object', withTenant) };
+  }
+  paths['/healthz'] = { get: { summary: 'Liveness', responses: { 200: { description: 'ok' } } } };
+  paths['/readyz'] = { get: { summary: 'Readiness (the database answers)', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'tenantgate', version: '1' },
+    components: {
+      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' }, bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: { SemanticQuery: json(semanticQuerySchema), SqlQuery: json(sqlQuerySchema), Answer: answer, Error: error, Object: { type: 'object' } },
+    },
+    security: [{ apiKey: [] }, { bearer: [] }],
+    paths,
+  };
+}
