@@ -1,0 +1,112 @@
+/**
+ * `npm run bench`: every benchmark of docs/benchmarks.md, then the file rewritten with this run's
+ * numbers. Needs a PostgreSQL server on 127.0.0.1 (DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/postgres). Everything it creates there (databases
+ * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
+ *
+ * Options (for exploring; the defaults are what the report is made of):
+ *   --only=point|apply   run one benchmark
+ *   --no-write           print the report instead of writing docs/benchmarks.md
+ *   BENCH_SECONDS, BENCH_ROUNDS   length and number of interleaved rounds (5 s × 3)
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { runApplyBench, type ApplyResult } from './apply.ts';
+import { createDataset } from './dataset.ts';
+import { runPgbench, type PgbenchResult } from './pgbench.ts';
+import { renderReport, summary } from './report.ts';
+import { log, machineFacts, Scratch } from './support.ts';
+import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } from './with-tenant.ts';
+
+const args = new Set(process.argv.slice(2));
+const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const write = !args.has('--no-write');
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const CONCURRENCY = 8;
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const machine = await machineFacts();
+  const scratch = new Scratch();
+  const tmp = mkdtempSync(join(tmpdir(), 'tg-bench-run-'));
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${sig}: dropping the benchmark databases and roles`);
+    cleanup().then(
+      () => process.exit(130),
+      (err: unknown) => {
+        process.stderr.write(`${(err as Error)?.message}\n`);
+        process.exit(130);
+      },
+    );
+  };
+  const cleanup = () => {
+    // Dropping a database ends the connections still open on it (after a failure, or on a signal);
+    // their errors must not kill the process before the roles are gone.
+    const ignore = (err: unknown) => log(`ignored during cleanup: ${(err as Error)?.message}`);
+    process.on('uncaughtException', ignore);
+    process.on('unhandledRejection', ignore);
+    rmSync(tmp, { recursive: true, force: true });
+    return scratch.cleanup().finally(() => {
+      process.off('uncaughtException', ignore);
+      process.off('unhandledRejection', ignore);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const secretText = randomBytes(24).toString('hex');
+  const secret = Buffer.from(secretText, 'utf8');
+  let apply: ApplyResult | undefined;
+  let point: PointQueryResult | undefined;
+  let pgbench: PgbenchResult[] | undefined;
+  let setup: { load: number; apply: number; changes: number } | undefined;
+  try {
+    log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
+    if (!only || only === 'apply') apply = await runApplyBench(scratch, secretText);
+    if (!only || only === 'point') {
+      const ds = await createDataset(scratch, secret);
+      setup = ds.timings;
+      try {
+        await checkIsolation(ds);
+        const variants = await openVariants(ds, CONCURRENCY);
+        try {
+          point = await runPointQuery(ds, variants, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, warmupSeconds: 1 });
+        } finally {
+          for (const v of variants) await v.close().catch(() => {});
+        }
+        if (machine.pgbench) {
+          pgbench = await runPgbench(machine.pgbench, ds, tmp, { rounds: ROUNDS, seconds: SECONDS, clients: CONCURRENCY, threads: 2 });
+        } else {
+          log('pgbench not found: the database ceiling is left out');
+        }
+      } finally {
+        await ds.owner.close();
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+  const totalSeconds = (performance.now() - started) / 1000;
+  const report = renderReport({ machine, apply, point, pgbench, setup, totalSeconds });
+  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, totalSeconds })}\n`);
+  if (write && !only) {
+    const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
+    writeFileSync(file, report);
+    log(`wrote ${file} (${Math.round(totalSeconds)} s in all)`);
+  } else if (!write) {
+    process.stdout.write(`\n${report}`);
+  } else {
+    log('--only: docs/benchmarks.md left as it was (it holds the full run)');
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});
