@@ -5,6 +5,7 @@ import type { AccessLevel, Config, Tenant } from './config/types.ts';
 import { isEmbeddedUrl, openDatabase, type Database } from './db/database.ts';
 import { TenantGateError } from './errors/index.ts';
 import { runTenantTransaction, type TenantClient, type TenantContext } from './execute/tenant-transaction.ts';
+import { runTenantStatement } from './execute/tenant-statement.ts';
 import { resolveNames } from './provision/apply.ts';
 import { ALL_TENANTS_CONTEXT, type Names } from './provision/names.ts';
 import { contextMac, deriveKey, loadServerSecret } from './security/secret.ts';
@@ -34,6 +35,13 @@ export interface TenantGate {
    * the gateway login can read no tenant table at all.
    */
   withTenant<T>(scope: { tenant: string; access: AccessLevel }, fn: (db: TenantClient) => Promise<T>): Promise<T>;
+  /**
+   * Run one statement as one tenant: on a server, context and statement under one Sync (one
+   * round trip, an implicit transaction); on the embedded database, a withTenant transaction.
+   * Only for statements tenantgate itself planned (the gateway's checked plans): arbitrary SQL
+   * belongs in withTenant, which scrubs the connection afterwards.
+   */
+  statement(scope: { tenant: string; access: AccessLevel }, query: { text: string; values: unknown[]; rowMode?: 'array' }): Promise<pg.QueryResult>;
   close(): Promise<void>;
 }
 
@@ -82,6 +90,10 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     names,
     database: db,
     withTenant: (scope, fn) => runTenantTransaction(db.pool as pg.Pool, resolveScope(scope), fn),
+    statement: (scope, query) =>
+      db.kind === 'postgres'
+        ? runTenantStatement(db.pool, resolveScope(scope), query)
+        : runTenantTransaction(db.pool, resolveScope(scope), (c) => c.query(query as pg.QueryConfig)),
     close: async () => {
       if (ownsDatabase) await db.close();
     },

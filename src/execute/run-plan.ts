@@ -38,9 +38,7 @@ const ECHO_MESSAGE = new Set(['42703', '42883', '42804', '42803', '42702', '4272
 export async function runPlan(gate: TenantGate, scope: { tenant: string | null; access: AccessLevel }, plan: QueryPlan): Promise<QueryAnswer> {
   const access: AccessLevel = scope.tenant === null ? 'platform' : plan.write ? (scope.access === 'admin' ? 'admin' : 'write') : scope.access;
   try {
-    const result = await gate.withTenant({ tenant: scope.tenant ?? ALL_TENANTS, access }, (db) =>
-      db.query({ text: plan.sql, values: plan.params, rowMode: 'array' } as pg.QueryConfig),
-    );
+    const result = await gate.statement({ tenant: scope.tenant ?? ALL_TENANTS, access }, { text: plan.sql, values: plan.params, rowMode: 'array' });
     const rows = (result.rows as unknown as unknown[][]) ?? [];
     numbersWhereExact(rows, result.fields ?? []);
     const truncated = !plan.write && rows.length > plan.maxRows;

@@ -62,6 +62,15 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
   // With a pipelining pool BEGIN, the context and fn's first statement share one round trip;
   // without one (the embedded database) they are awaited in turn.
   const pipelined = (client as unknown as { pipeline?: boolean }).pipeline === true;
+  // Corked, BEGIN, the context and a first statement fn issues synchronously leave in one
+  // socket write (each write is a syscall; docs/benchmarks.md measured this).
+  const stream = pipelined ? (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream : undefined;
+  let corked = Boolean(stream?.cork);
+  if (corked) stream?.cork?.();
+  const uncork = () => {
+    if (corked) stream?.uncork?.();
+    corked = false;
+  };
   const setup = pipelined
     ? Promise.all([client.query(beginSql), client.query(contextQuery)])
     : client.query(beginSql).then(() => client.query(contextQuery));
@@ -85,7 +94,13 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
   try {
     let result: T;
     try {
-      result = await fn(tx);
+      let pending: Promise<T>;
+      try {
+        pending = fn(tx);
+      } finally {
+        uncork();
+      }
+      result = await pending;
     } catch (err) {
       await ready;
       throw broken ?? err;

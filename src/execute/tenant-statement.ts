@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+// pg has no public API for several statements under one Sync; its Query class does the encoding
+// (pinned: pg ^8.23). Used only on a PostgreSQL server; PGlite takes the transaction path.
+// @ts-expect-error pg/lib/query.js has no type declarations
+import Query from 'pg/lib/query.js';
+// @ts-expect-error pg/lib/utils.js has no type declarations
+import pgUtils from 'pg/lib/utils.js';
+import { TenantGateError } from '../errors/index.ts';
+import { SETTING_MAC, SETTING_TENANT } from '../provision/names.ts';
+import { mapDatabaseError, type TenantContext } from './tenant-transaction.ts';
+
+interface WireConnection {
+  parsedStatements: Record<string, string>;
+  parse(msg: { text: string; name: string }): void;
+  bind(msg: { statement: string; values: unknown[]; valueMapper: (v: unknown) => unknown }): void;
+  describe(msg: { type: 'P'; name: string }): void;
+  execute(msg: Record<string, never>): void;
+  sync(): void;
+}
+
+interface Statement {
+  name: string;
+  text: string;
+  values: unknown[];
+}
+
+const QueryBase = Query as unknown as new (config: pg.QueryConfig) => {
+  prepare(connection: WireConnection): void;
+  callback?: (err: Error | null, res: unknown) => void;
+};
+
+/**
+ * Parse (first time per connection)/Bind/Describe/Execute for each statement, then ONE Sync:
+ * one socket write, one implicit transaction on the server, one answer. Settings made with
+ * `set_config(…, true)` end at that Sync, and an error anywhere rolls all of it back.
+ */
+class Batch extends QueryBase {
+  constructor(
+    private readonly statements: Statement[],
+    rowMode?: 'array',
+  ) {
+    super({ text: 'tenantgate batch', name: 'tenantgate_batch', values: [], ...(rowMode ? { rowMode } : {}) });
+  }
+
+  override prepare(connection: WireConnection): void {
+    for (const st of this.statements) {
+      if (!st.name || connection.parsedStatements[st.name] === undefined) {
+        connection.parse({ text: st.text, name: st.name });
+        if (st.name) connection.parsedStatements[st.name] = st.text;
+      }
+      connection.bind({ statement: st.name, values: st.values, valueMapper: pgUtils.prepareValue });
+      connection.describe({ type: 'P', name: '' });
+      connection.execute({});
+    }
+    connection.sync();
+  }
+}
+
+/** The context of a one-statement unit: the transaction's settings plus read-only (no BEGIN to carry it). */
+const CONTEXT = {
+  name: 'tenantgate_context_1',
+  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true)`,
+};
+
+/** Prepared statements kept per connection for repeated plan texts; past this, statements go unnamed. */
+const MAX_NAMED_PER_CONNECTION = 256;
+
+/**
+ * Run ONE statement as one tenant, context and statement under a single Sync: the cheapest
+ * tenant-scoped unit PostgreSQL offers (one write, one round trip, one implicit transaction;
+ * nothing session-level can survive it because the statement is the gateway's own checked plan).
+ * For the gateway's execute stage; callbacks with several statements use runTenantTransaction.
+ */
+export async function runTenantStatement(pool: pg.Pool, ctx: TenantContext, statement: { text: string; values: unknown[]; rowMode?: 'array' }): Promise<pg.QueryResult> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw new TenantGateError('DB_UNAVAILABLE', 'could not get a database connection', { cause: err });
+  }
+  const connection = (client as unknown as { connection: WireConnection }).connection;
+  const named = `tg_${createHash('sha1').update(statement.text).digest('base64url').slice(0, 20)}`;
+  const reuse = connection.parsedStatements[named] !== undefined || Object.keys(connection.parsedStatements).length < MAX_NAMED_PER_CONNECTION;
+  const readOnly = ctx.access === 'read' || ctx.access === 'platform' ? 'on' : 'off';
+  try {
+    const results = await new Promise<pg.QueryResult[]>((resolve, reject) => {
+      const q = new Batch(
+        [
+          { ...CONTEXT, values: [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs), readOnly] },
+          { name: reuse ? named : '', text: statement.text, values: statement.values },
+        ],
+        statement.rowMode,
+      );
+      q.callback = (err, res) => (err ? reject(err) : resolve(Array.isArray(res) ? (res as pg.QueryResult[]) : [res as pg.QueryResult]));
+      client.query(q as unknown as pg.QueryConfig);
+    });
+    client.release();
+    return results[results.length - 1] as pg.QueryResult;
+  } catch (err) {
+    // A server error leaves the connection clean (the implicit transaction is gone at Sync);
+    // anything else (a broken socket) must not return it to the pool.
+    const serverError = typeof (err as { code?: unknown })?.code === 'string' && /^[0-9A-Z]{5}$/.test((err as { code: string }).code);
+    client.release(serverError ? undefined : (err as Error));
+    throw mapDatabaseError(err);
+  }
+}
