@@ -67,7 +67,8 @@ export function toGatewayError(err: unknown): unknown {
   if (code === '25006') return new TenantGateError('POLICY_DENIED', 'read access cannot write', { cause: err });
   if (code === '57014') return new TenantGateError('QUERY_TIMEOUT', 'the statement ran past the statement timeout', { cause: err });
   if (/^(08|57P)/.test(code)) return new TenantGateError('DB_UNAVAILABLE', 'the database connection failed', { cause: err });
-  if (code === '54001') return new TenantGateError('QUERY_INVALID', 'the statement is too complex', { cause: err });
+  if (code.startsWith('54')) return new TenantGateError('QUERY_INVALID', 'the statement exceeds a database limit', { cause: err });
+  if (code.startsWith('21')) return new TenantGateError('QUERY_INVALID', 'a subquery returned more than one row, or a cardinality rule was broken', { cause: err });
   if (code.startsWith('23')) return new TenantGateError('QUERY_INVALID', 'the write violates a constraint', { cause: err });
   if (ECHO_MESSAGE.has(code)) return new TenantGateError('QUERY_INVALID', e.message ?? 'invalid query', { cause: err });
   if (/^(22|42)/.test(code)) return new TenantGateError('QUERY_INVALID', 'the query is not valid for this dataset', { cause: err });

@@ -15,6 +15,7 @@ export class QueryCatalog {
   private constructor(
     readonly config: Config,
     private readonly tableColumns: Map<string, string[]>,
+    private readonly globalKeys: Map<string, string[]> = new Map(),
   ) {}
 
   static async load(config: Config, db: Queryable): Promise<QueryCatalog> {
@@ -27,12 +28,25 @@ export class QueryCatalog {
       );
       columns.set(d.name, r.rows.map((row) => row['name'] as string));
     }
-    return new QueryCatalog(config, columns);
+    // Columns of unique indexes that leave out the tenant column: a write that sets them could learn
+    // from a conflict that another tenant holds the value, so writes may not set them.
+    const keys = new Map<string, string[]>();
+    for (const d of config.datasets) {
+      const r = await db.query(
+        `SELECT DISTINCT a.attname::text AS name
+           FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+          WHERE i.indrelid = to_regclass($1) AND i.indisunique
+            AND NOT EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = i.indrelid AND t.attnum = ANY(i.indkey) AND t.attname = $2)`,
+        [`${d.schema}.${d.table}`, d.tenantColumn],
+      );
+      keys.set(d.name, r.rows.map((row) => row['name'] as string));
+    }
+    return new QueryCatalog(config, columns, keys);
   }
 
   /** For tests and tools that already know the columns. */
-  static fromColumns(config: Config, columns: Record<string, string[]>): QueryCatalog {
-    return new QueryCatalog(config, new Map(Object.entries(columns)));
+  static fromColumns(config: Config, columns: Record<string, string[]>, globalKeys: Record<string, string[]> = {}): QueryCatalog {
+    return new QueryCatalog(config, new Map(Object.entries(columns)), new Map(Object.entries(globalKeys)));
   }
 
   /** Datasets as `tenant` sees them (null: a platform admin reading all tenants). */
@@ -40,7 +54,7 @@ export class QueryCatalog {
     const key = this.viewKey(tenant);
     let views = this.viewsByScope.get(key);
     if (!views) {
-      views = new Map(this.config.datasets.map((d) => [d.name, datasetView(d, this.tableColumns.get(d.name) ?? [], tenant)]));
+      views = new Map(this.config.datasets.map((d) => [d.name, datasetView(d, this.tableColumns.get(d.name) ?? [], tenant, this.globalKeys.get(d.name) ?? [])]));
       this.viewsByScope.set(key, views);
     }
     return views;

@@ -13,6 +13,8 @@ export interface DatasetView {
   columns: Map<string, string>;
   dimensions: string[];
   metrics: Map<string, string>;
+  /** Columns in a unique index without the tenant column: writes may not set them. */
+  globalKeys: Set<string>;
 }
 
 export function restrictedColumns(d: Dataset, tenant: Tenant | null): Set<string> {
@@ -35,7 +37,7 @@ export function maskExpression(d: Dataset, column: string, mask: 'redact' | 'has
   }
 }
 
-export function datasetView(d: Dataset, tableColumns: readonly string[], tenant: Tenant | null): DatasetView {
+export function datasetView(d: Dataset, tableColumns: readonly string[], tenant: Tenant | null, globalKeys: readonly string[] = []): DatasetView {
   const restricted = restrictedColumns(d, tenant);
   const masked = new Set(Object.entries(d.columns).filter(([, r]) => r.mask).map(([c]) => c));
   const columns = new Map<string, string>();
@@ -50,7 +52,7 @@ export function datasetView(d: Dataset, tableColumns: readonly string[], tenant:
     if (m.columns.some((c) => restricted.has(c) || masked.has(c) || !columns.has(c))) continue;
     metrics.set(name, m.sql);
   }
-  return { dataset: d, columns, dimensions: d.dimensions.filter((c) => columns.has(c)), metrics };
+  return { dataset: d, columns, dimensions: d.dimensions.filter((c) => columns.has(c)), metrics, globalKeys: new Set(globalKeys) };
 }
 
 /**

@@ -73,6 +73,16 @@ export interface RelationRef {
   hasAlias: boolean;
 }
 
+/** For checking tenantgate's own rewritten text: the generated subqueries and mask functions are allowed. */
+export interface CheckOptions {
+  /** `schema.table` → dataset name, allowed only here, qualified. */
+  qualified?: ReadonlyMap<string, string>;
+  extraFunctions?: ReadonlySet<string>;
+}
+
+/** Functions the generated column masks use (never allowed in callers' SQL). */
+export const MASK_FUNCTIONS: ReadonlySet<string> = new Set(['encode', 'sha256', 'convert_to']);
+
 export interface CheckResult {
   kind: 'select' | 'insert' | 'update' | 'delete';
   /** Dataset references in FROM/JOIN/subqueries: each is wrapped in a tenant-filtered subquery. */
@@ -81,6 +91,8 @@ export interface CheckResult {
   target?: string;
   /** Highest $n the statement uses. */
   maxParam: number;
+  /** Qualified dataset tables met (only with CheckOptions.qualified). */
+  qualifiedRefs: number;
 }
 
 function forbidden(message: string): TenantGateError {
@@ -93,10 +105,15 @@ type Body = Record<string, unknown>;
  * Check one parsed statement. `datasets` are the names a tenant may use; `write` whether
  * INSERT/UPDATE/DELETE may be the statement. Throws SQL_FORBIDDEN naming what is not allowed.
  */
-export function checkStatement(stmt: Record<string, unknown>, sql: string, datasets: ReadonlySet<string>, write: boolean): CheckResult {
+export function checkStatement(stmt: Record<string, unknown>, sql: string, datasets: ReadonlySet<string>, write: boolean, options: CheckOptions = {}): CheckResult {
   const [type, body] = Object.entries(stmt)[0] as [string, Body];
-  const result: CheckResult = { kind: 'select', reads: [], maxParam: 0 };
-  const ctes = new Set<string>();
+  const result: CheckResult = { kind: 'select', reads: [], maxParam: 0, qualifiedRefs: 0 };
+  const qualifiedOk = (b: Body): string | undefined =>
+    !b['catalogname'] && b['schemaname'] ? options.qualified?.get(`${b['schemaname'] as string}.${b['relname'] as string}`) : undefined;
+  // WITH names are scoped per SELECT: a CTE is visible to later CTEs and its own SELECT only
+  // (and to itself when RECURSIVE), never to its own query or to enclosing statements.
+  const scopes: Array<Set<string>> = [];
+  const isCte = (name: string) => scopes.some((sc) => sc.has(name));
   const walkNode = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(walkNode);
     if (!node || typeof node !== 'object') return;
@@ -114,31 +131,48 @@ export function checkStatement(stmt: Record<string, unknown>, sql: string, datas
       else walkNode(v);
     }
   };
+  const walkWith = (w: Body, scope: Set<string>) => {
+    const recursive = Boolean(w['recursive']);
+    for (const cte of (w['ctes'] as Array<{ CommonTableExpr?: Body }>) ?? []) {
+      const c = cte.CommonTableExpr;
+      if (!c) throw forbidden('unexpected syntax in WITH');
+      const q = c['ctequery'] as Body;
+      if (!q || !('SelectStmt' in q)) throw forbidden('data-modifying statements in WITH are not allowed');
+      const name = c['ctename'] as string;
+      // A CTE named like a dataset would hide the dataset from the rewrite: refuse it.
+      if (datasets.has(name)) throw forbidden(`a WITH query may not be named like the dataset "${name}"`);
+      if (recursive) scope.add(name);
+      if (c['aliascolnames']) walkNode(c['aliascolnames']);
+      walkNode(q);
+      scope.add(name);
+    }
+  };
   const walkTyped = (t: string, b: Body): void => {
     switch (t) {
-      case 'SelectStmt':
+      case 'SelectStmt': {
         if (b['intoClause']) throw forbidden('SELECT INTO is not allowed');
         if (b['lockingClause']) throw forbidden('FOR UPDATE/SHARE is not allowed');
-        if (b['withClause']) walkTyped('WithClause', b['withClause'] as Body);
-        return walkFields(b, ['withClause']);
-      case 'WithClause':
-        for (const cte of (b['ctes'] as Array<{ CommonTableExpr?: Body }>) ?? []) {
-          const c = cte.CommonTableExpr;
-          if (!c) throw forbidden('unexpected syntax in WITH');
-          const q = c['ctequery'] as Body;
-          if (!q || !('SelectStmt' in q)) throw forbidden('data-modifying statements in WITH are not allowed');
-          const name = c['ctename'] as string;
-          // A CTE named like a dataset would hide the dataset from the rewrite: refuse it.
-          if (datasets.has(name)) throw forbidden(`a WITH query may not be named like the dataset "${name}"`);
-          ctes.add(name);
-          if (c['aliascolnames']) walkNode(c['aliascolnames']);
-          walkNode(q);
+        const scope = new Set<string>();
+        scopes.push(scope);
+        try {
+          if (b['withClause']) walkWith(b['withClause'] as Body, scope);
+          walkFields(b, ['withClause']);
+        } finally {
+          scopes.pop();
         }
         return;
+      }
+      case 'WithClause':
+        throw forbidden('unexpected WITH');
       case 'RangeVar': {
+        if (qualifiedOk(b)) {
+          result.qualifiedRefs++;
+          if (b['alias']) walkTyped('Alias', b['alias'] as Body);
+          return;
+        }
         if (b['schemaname'] || b['catalogname']) throw forbidden('name datasets without a schema');
         const name = b['relname'] as string;
-        if (ctes.has(name)) return;
+        if (isCte(name)) return;
         if (!datasets.has(name)) throw forbidden(`unknown relation "${name}": only datasets may be queried`);
         const location = b['location'] as number;
         result.reads.push({ name, location, hasAlias: Boolean(b['alias']) });
@@ -151,8 +185,9 @@ export function checkStatement(stmt: Record<string, unknown>, sql: string, datas
         return;
       case 'FuncCall': {
         const names = ((b['funcname'] as Array<{ String?: { sval?: string } }>) ?? []).map((n) => n.String?.sval ?? '');
-        const qualifiedOk = names.length === 2 && names[0] === 'pg_catalog' && FUNCTIONS.has(names[1] as string);
-        if (!(names.length === 1 && FUNCTIONS.has(names[0] as string)) && !qualifiedOk) throw forbidden(`function ${names.join('.')} is not allowed`);
+        const catalogOk = names.length === 2 && names[0] === 'pg_catalog' && FUNCTIONS.has(names[1] as string);
+        const known = (n: string) => FUNCTIONS.has(n) || Boolean(options.extraFunctions?.has(n));
+        if (!(names.length === 1 && known(names[0] as string)) && !catalogOk) throw forbidden(`function ${names.join('.')} is not allowed`);
         if (b['func_variadic']) throw forbidden('VARIADIC calls are not allowed');
         return walkFields(b, ['funcname']);
       }
@@ -175,8 +210,11 @@ export function checkStatement(stmt: Record<string, unknown>, sql: string, datas
         if (!keyword && (names.length !== 1 || !OPERATORS.has(names[0] as string))) throw forbidden(`operator ${names.join('.')} is not allowed`);
         return walkFields(b, ['name']);
       }
-      case 'SubLink':
+      case 'SubLink': {
+        const op = ((b['operName'] as Array<{ String?: { sval?: string } }>) ?? []).map((n) => n.String?.sval ?? '');
+        if (op.length > 0 && (op.length !== 1 || !OPERATORS.has(op[0] as string))) throw forbidden(`operator ${op.join('.')} is not allowed`);
         return walkFields(b, ['operName']);
+      }
       case 'SQLValueFunction':
         if (!SQL_VALUE_FUNCTIONS.has(b['op'] as string)) throw forbidden(`${String(b['op']).replace('SVFOP_', '')} is not allowed`);
         return;
@@ -206,9 +244,11 @@ export function checkStatement(stmt: Record<string, unknown>, sql: string, datas
     case 'DeleteStmt': {
       if (!write) throw new TenantGateError('POLICY_DENIED', 'read access may run SELECT only');
       const rel = body['relation'] as Body;
-      if (rel['schemaname'] || rel['catalogname']) throw forbidden('name datasets without a schema');
-      const target = rel['relname'] as string;
-      if (!datasets.has(target)) throw forbidden(`unknown relation "${target}": only datasets may be written`);
+      const ownTarget = qualifiedOk(rel);
+      if (ownTarget) result.qualifiedRefs++;
+      else if (rel['schemaname'] || rel['catalogname']) throw forbidden('name datasets without a schema');
+      const target = ownTarget ?? (rel['relname'] as string);
+      if (!ownTarget && !datasets.has(target)) throw forbidden(`unknown relation "${target}": only datasets may be written`);
       if (body['withClause']) throw forbidden('WITH is not allowed on data-modifying statements');
       const conflict = body['onConflictClause'] as Body | undefined;
       if (conflict && conflict['action'] !== 'ONCONFLICT_NOTHING') throw forbidden('only ON CONFLICT DO NOTHING is allowed');
@@ -226,14 +266,13 @@ export function checkStatement(stmt: Record<string, unknown>, sql: string, datas
 
 /** Offset and length of a relation name token at `location` (bare or double-quoted). */
 export function nameToken(sql: string, ref: RelationRef): { start: number; length: number } {
-  if (sql[ref.location] === '"') {
-    let i = ref.location + 1;
-    while (i < sql.length) {
-      if (sql[i] === '"' && sql[i + 1] === '"') i += 2;
-      else if (sql[i] === '"') break;
-      else i++;
-    }
-    return { start: ref.location, length: i + 1 - ref.location };
-  }
-  return { start: ref.location, length: ref.name.length };
+  // Only the two plain spellings are rewritten: `orders` (any case) or `"orders"`. Anything else
+  // (U&"…" escapes, ONLY, odd quoting) could make the splice land somewhere the parser did not
+  // mean, so it is refused rather than guessed at.
+  const quoted = `"${ref.name}"`;
+  if (sql.startsWith(quoted, ref.location)) return { start: ref.location, length: quoted.length };
+  const bare = sql.slice(ref.location, ref.location + ref.name.length);
+  const after = sql[ref.location + ref.name.length] ?? '';
+  if (bare.toLowerCase() === ref.name && !/[A-Za-z0-9_$\u0080-\uffff]/.test(after)) return { start: ref.location, length: ref.name.length };
+  throw forbidden(`write the dataset name as ${ref.name} or "${ref.name}"`);
 }

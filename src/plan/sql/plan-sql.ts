@@ -4,7 +4,7 @@ import { ident } from '../../db/sql.ts';
 import { TenantGateError } from '../../errors/index.ts';
 import { slotValue, tenantPredicate, type DatasetView } from '../dataset-view.ts';
 import type { QueryPlan } from '../types.ts';
-import { checkStatement, nameToken, type CheckResult } from './allowlist.ts';
+import { checkStatement, MASK_FUNCTIONS, nameToken, type CheckResult } from './allowlist.ts';
 import { parseSql } from './parser.ts';
 
 /** Everything about the caller that changes the checked, rewritten text (the tenant id does not: it is a parameter). */
@@ -86,13 +86,19 @@ export class SqlPlanner {
     return this.cache.size;
   }
 
-  private compile(sql: string, scope: SqlScope): Template {
+  private compile(source: string, scope: SqlScope): Template {
+    let sql = source;
     const parsed = parseSql(sql);
     if (!parsed.ok) throw syntax(parsed.error.message);
     const stmts = parsed.tree.stmts;
     if (stmts.length !== 1) throw new TenantGateError('SQL_FORBIDDEN', stmts.length === 0 ? 'no statement given' : 'send exactly one statement');
-    const stmt = stmts[0]!.stmt;
+    const first = stmts[0] as { stmt: Record<string, unknown>; stmt_location?: number; stmt_len?: number };
+    const stmt = first.stmt;
     const check = checkStatement(stmt, sql, new Set(scope.views.keys()), scope.write);
+    if (check.kind !== 'select') forbidWriteReads(stmt, scope.views.get(check.target as string) as DatasetView);
+    // Keep the statement's own extent: a trailing ';' or comment must not swallow what is appended.
+    const end = first.stmt_len ? (first.stmt_location ?? 0) + first.stmt_len : undefined;
+    if (end !== undefined) sql = Buffer.from(sql, 'utf8').subarray(0, end).toString('utf8');
     const slots: string[] = [];
     const slot = (name: string) => {
       let i = slots.indexOf(name);
@@ -104,11 +110,42 @@ export class SqlPlanner {
     if (check.kind === 'select') {
       // The row cap is the parameter after the tenant slots.
       const limit = `$${check.maxParam + slots.length + 1}`;
-      text = `SELECT * FROM (${text}) AS tg_result LIMIT ${limit}`;
+      text = `SELECT * FROM (${text}\n) AS tg_result LIMIT ${limit}`;
+      verifyRewritten(text, scope, check.reads.length);
       return { sql: text, userParams: check.maxParam, slots, kind: 'select', datasets };
     }
     text = rewriteWrite(text, check, scope, slot);
+    verifyRewritten(text, scope, check.reads.length + 1);
     return { sql: text, userParams: check.maxParam, slots, kind: check.kind, datasets };
+  }
+}
+
+/**
+ * Check the exact text that will run, not only the caller's: it must parse as one statement,
+ * pass the allowlist again (mask functions allowed), and reach the dataset tables only through
+ * the subqueries tenantgate wrote (`expected` qualified references, no bare dataset name left).
+ */
+function verifyRewritten(text: string, scope: SqlScope, expected: number): void {
+  const parsed = parseSql(text);
+  const stmt = parsed.ok && parsed.tree.stmts.length === 1 ? parsed.tree.stmts[0]!.stmt : undefined;
+  const qualified = new Map([...scope.views.values()].map((v) => [`${v.dataset.schema}.${v.dataset.table}`, v.dataset.name]));
+  let refs = -1;
+  try {
+    if (stmt) refs = checkStatement(stmt, text, new Set(), true, { qualified, extraFunctions: MASK_FUNCTIONS }).qualifiedRefs;
+  } catch {
+    refs = -1;
+  }
+  if (refs !== expected) throw new TenantGateError('SQL_FORBIDDEN', 'the statement could not be rewritten safely; simplify it');
+}
+
+/**
+ * A write runs against the real table, so it must not read a masked or restricted column
+ * (`WHERE email = …`, `SET region = email` would test or copy raw values).
+ */
+function forbidWriteReads(stmt: Record<string, unknown>, view: DatasetView): void {
+  const d = view.dataset;
+  for (const c of columnNames(stmt)) {
+    if (!view.columns.has(c) || d.columns[c]?.mask) throw new TenantGateError('SQL_FORBIDDEN', `a write may not read column "${c}"`);
   }
 }
 
@@ -163,6 +200,7 @@ function rewriteWrite(sql: string, check: CheckResult, scope: SqlScope, slot: (n
       const name = c['ResTarget']?.name as string;
       if (name === d.tenantColumn) throw new TenantGateError('SQL_FORBIDDEN', `the tenant column ${d.tenantColumn} is set by tenantgate; leave it out`);
       if (!allowed.has(name)) throw new TenantGateError('SQL_FORBIDDEN', `column "${name}" may not be written`);
+      if (view.globalKeys.has(name)) throw new TenantGateError('SQL_FORBIDDEN', `column "${name}" is unique across tenants and is set by the database`);
     }
     const values = body['selectStmt']?.SelectStmt?.valuesLists as Node[] | undefined;
     if (!values) throw new TenantGateError('SQL_FORBIDDEN', 'INSERT takes VALUES (INSERT … SELECT is not supported)');
@@ -175,6 +213,7 @@ function rewriteWrite(sql: string, check: CheckResult, scope: SqlScope, slot: (n
         const name = t['ResTarget']?.name as string;
         if (name === d.tenantColumn) throw new TenantGateError('SQL_FORBIDDEN', `the tenant column ${d.tenantColumn} cannot be changed`);
         if (!allowed.has(name)) throw new TenantGateError('SQL_FORBIDDEN', `column "${name}" may not be written`);
+        if (view.globalKeys.has(name)) throw new TenantGateError('SQL_FORBIDDEN', `column "${name}" is unique across tenants and cannot be changed`);
       }
     }
     // Only the tenant column here: filter columns are unqualified and could be ambiguous after
