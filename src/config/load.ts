@@ -150,10 +150,10 @@ function resolveConfig(effective: RawConfig, file: string, locate: (p: string) =
     if (problem) throw new TenantGateError('TENANT_ID_INVALID', `invalid tenant id: ${problem}`, { location: locate(`${where}.id`) });
     if (tenants.has(t.id)) throw new TenantGateError('CONFIG_INVALID', `tenant "${t.id}" is defined twice`, { location: locate(`${where}.id`) });
     for (const [j, role] of (t.roles ?? []).entries()) {
-      if (!roles[role]) throw new TenantGateError('ROLE_UNKNOWN', `tenant "${t.id}" names role "${role}", which is not defined under roles:`, { location: locate(`${where}.roles.${j}`) });
+      if (!Object.hasOwn(roles, role)) throw new TenantGateError('ROLE_UNKNOWN', `tenant "${t.id}" names role "${role}", which is not defined under roles:`, { location: locate(`${where}.roles.${j}`) });
       if (roles[role]?.access === 'platform') throw new TenantGateError('CONFIG_INVALID', `role "${role}" is a platform role and cannot belong to a tenant`, { location: locate(`${where}.roles.${j}`) });
     }
-    if (t.placement !== 'default' && !effective.database.placements[t.placement]) {
+    if (t.placement !== 'default' && !Object.hasOwn(effective.database.placements, t.placement)) {
       throw new TenantGateError('PLACEMENT_UNKNOWN', `tenant "${t.id}" names placement "${t.placement}", which is not defined under database.placements`, { location: locate(`${where}.placement`) });
     }
     for (const [ds, cols] of Object.entries(t.access_overrides)) {

@@ -13,6 +13,7 @@ import { mapDatabaseError, type TenantContext } from './tenant-transaction.ts';
 interface WireConnection {
   parsedStatements: Record<string, string>;
   parse(msg: { text: string; name: string }): void;
+  close(msg: { type: 'S'; name: string }): void;
   bind(msg: { statement: string; values: unknown[]; valueMapper: (v: unknown) => unknown }): void;
   describe(msg: { type: 'P'; name: string }): void;
   execute(msg: Record<string, never>): void;
@@ -43,11 +44,16 @@ class Batch extends QueryBase {
     super({ text: 'tenantgate batch', name: 'tenantgate_batch', values: [], ...(rowMode ? { rowMode } : {}) });
   }
 
+  /** Named statements this batch parses: recorded as prepared only once the server accepted the batch. */
+  readonly parsed: Statement[] = [];
+
   override prepare(connection: WireConnection): void {
     for (const st of this.statements) {
       if (!st.name || connection.parsedStatements[st.name] === undefined) {
+        // Close first: a Parse that failed earlier leaves nothing, one that worked unrecorded would clash.
+        if (st.name) connection.close({ type: 'S', name: st.name });
         connection.parse({ text: st.text, name: st.name });
-        if (st.name) connection.parsedStatements[st.name] = st.text;
+        if (st.name) this.parsed.push(st);
       }
       connection.bind({ statement: st.name, values: st.values, valueMapper: pgUtils.prepareValue });
       connection.describe({ type: 'P', name: '' });
@@ -92,7 +98,11 @@ export async function runTenantStatement(pool: pg.Pool, ctx: TenantContext, stat
         ],
         statement.rowMode,
       );
-      q.callback = (err, res) => (err ? reject(err) : resolve(Array.isArray(res) ? (res as pg.QueryResult[]) : [res as pg.QueryResult]));
+      q.callback = (err, res) => {
+        if (err) return reject(err);
+        for (const st of q.parsed) connection.parsedStatements[st.name] = st.text;
+        resolve(Array.isArray(res) ? (res as pg.QueryResult[]) : [res as pg.QueryResult]);
+      };
       client.query(q as unknown as pg.QueryConfig);
     });
     client.release();

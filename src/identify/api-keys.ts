@@ -49,7 +49,7 @@ export async function createApiKey(
   secret: Buffer,
   request: { tenant?: string; role: string; dbLogin?: boolean },
 ): Promise<CreatedKey> {
-  const role = config.roles[request.role];
+  const role = Object.hasOwn(config.roles, request.role) ? config.roles[request.role] : undefined;
   if (!role) throw new TenantGateError('ROLE_UNKNOWN', `role "${request.role}" is not defined under roles:`);
   if (role.access === 'platform') {
     if (request.tenant) throw new TenantGateError('USAGE', `role "${request.role}" is a platform role: create it without --tenant`);

@@ -66,7 +66,7 @@ export class Identifier {
       this.cache.delete(keyId);
       throw new TenantGateError('AUTH_INVALID', 'unknown or revoked API key');
     }
-    const role = this.config.roles[row['role'] as string];
+    const role = Object.hasOwn(this.config.roles, row['role'] as string) ? this.config.roles[row['role'] as string] : undefined;
     if (!role) throw new TenantGateError('AUTH_INVALID', 'the key names a role that is no longer configured');
     const principal: Principal = { kind: 'api_key', id: keyId, role: row['role'] as string, access: role.access, tenants: row['tenant_id'] ? [row['tenant_id'] as string] : [] };
     this.cache.set(keyId, { principal, hash: stored, at: Date.now() });

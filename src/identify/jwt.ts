@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config/types.ts';
 import { TenantGateError } from '../errors/index.ts';
 import { isValidTenantId } from '../tenancy/tenant-id.ts';
@@ -24,7 +24,7 @@ export function createJwtVerifier(config: Config, env: Record<string, string | u
     key = new TextEncoder().encode(secret);
     if (jwt.algorithms.some((a) => !a.startsWith('HS'))) throw new TenantGateError('CONFIG_INVALID', 'identity.jwt.secret_env takes HS algorithms only');
   } else if (jwt.jwks_url) {
-    key = createRemoteJWKSet(new URL(jwt.jwks_url), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 5_000, ...(fetchJwks ? { [Symbol.for('customFetch')]: fetchJwks } : {}) });
+    key = createRemoteJWKSet(new URL(jwt.jwks_url), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 5_000, ...(fetchJwks ? { [customFetch]: fetchJwks } : {}) });
     if (jwt.algorithms.some((a) => a.startsWith('HS') || a === 'none')) throw new TenantGateError('CONFIG_INVALID', 'identity.jwt.jwks_url takes asymmetric algorithms only');
   } else {
     throw new TenantGateError('CONFIG_INVALID', 'identity.jwt needs jwks_url or secret_env');
@@ -45,7 +45,8 @@ export function createJwtVerifier(config: Config, env: Record<string, string | u
       throw new TenantGateError('AUTH_INVALID', 'the token is invalid or expired', { cause: err });
     }
     const roleName = payload[claims.role];
-    const role = typeof roleName === 'string' ? config.roles[roleName] : undefined;
+    // Own keys only: "constructor" or "__proto__" must not resolve to something on Object.prototype.
+    const role = typeof roleName === 'string' && Object.hasOwn(config.roles, roleName) ? config.roles[roleName] : undefined;
     if (!role || typeof roleName !== 'string') throw new TenantGateError('AUTH_INVALID', 'the token names no known role');
     const listed = payload[claims.tenants];
     const single = payload[claims.tenant];
