@@ -40,7 +40,7 @@ export function configYaml(opts: { url: string; prefix: string; tenants: string[
     '  - name: orders',
     '    table: public.orders',
     '    tenant_column: tenant_id',
-    '    dimensions: [region, status, created_at]',
+    '    dimensions: [id, region, status, created_at]',
     '    metrics:',
     '      revenue: sum(amount)',
     '      orders: count(*)',

@@ -82,7 +82,8 @@ export function pgbenchVariants(ds: Dataset): PgbenchVariant[] {
   ];
 }
 
-function parse(out: string): { tps: number; latencyMs: number } {
+/** tps (without connection time) and average latency from pgbench's summary. */
+export function parsePgbench(out: string): { tps: number; latencyMs: number } {
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(out);
   const lat = /latency average = ([\d.]+) ms/.exec(out);
   if (!tps || !lat) throw new Error(`could not read pgbench output:\n${out}`);
@@ -127,7 +128,7 @@ export async function runPgbench(
     args.push('-h', '127.0.0.1', '-p', server.port || '5432', '-U', user, ds.dbName);
     const { stdout, stderr } = await run(binary, args, { env, maxBuffer: 16 * 1024 * 1024 });
     if (/aborted|error/i.test(stderr)) throw new Error(`pgbench ${v.key} failed:\n${stderr}`);
-    return parse(stdout);
+    return parsePgbench(stdout);
   };
   const tps = new Map<string, number[]>(variants.map((v) => [v.key, []]));
   const lat = new Map<string, number[]>(variants.map((v) => [v.key, []]));

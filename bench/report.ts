@@ -1,7 +1,10 @@
 /** docs/benchmarks.md and the console summary, from one run's results. */
 import type { ApplyResult } from './apply.ts';
 import { ROWS_PER_TENANT, TENANTS } from './dataset.ts';
+import type { HttpResult } from './http.ts';
+import { httpSection, httpSummaryLines, plannerSection, plannerSummaryLines } from './report-query.ts';
 import type { PgbenchResult } from './pgbench.ts';
+import type { PlannerResult } from './sql-planner.ts';
 import { fmt, median, type Machine } from './support.ts';
 import type { PointQueryResult, VariantResult } from './with-tenant.ts';
 
@@ -14,6 +17,8 @@ export interface RunResults {
   point?: PointQueryResult | undefined;
   pgbench?: PgbenchResult[] | undefined;
   setup?: { load: number; apply: number; changes: number } | undefined;
+  http?: HttpResult | undefined;
+  planner?: PlannerResult | undefined;
   totalSeconds: number;
 }
 
@@ -47,6 +52,8 @@ export function summary(r: RunResults): string {
       `apply ${r.apply.tenants} tenants: ${fmt.int(r.apply.fresh.totalMs)} ms; no-op apply ${fmt.int(r.apply.noop.totalMs)} ms; add tenant #${r.apply.tenants + 1}: ${fmt.int(first.totalMs)} ms (goal < ${ADD_TENANT_GOAL_MS} ms: ${yesNo(first.totalMs < ADD_TENANT_GOAL_MS)})`,
     );
   }
+  if (r.http) out.push(...httpSummaryLines(r.http));
+  if (r.planner) out.push(...plannerSummaryLines(r.planner));
   out.push(`total ${Math.round(r.totalSeconds)} s`);
   return out.join('\n');
 }
@@ -86,18 +93,25 @@ their ratios are comparable even when the absolute numbers move.
 
   if (r.point) parts.push(pointSection(r));
   if (r.apply) parts.push(applySection(r.apply));
+  if (r.http) parts.push(httpSection(r.http, m.cpus));
+  if (r.planner) parts.push(plannerSection(r.planner));
   parts.push(`## Running it
 
 \`\`\`
 npm run bench                                  # everything; rewrites this file
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
-npx tsx bench/run.ts --only=point --no-write   # one benchmark, report on stdout
+npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner), report on stdout
 BENCH_SECONDS=2 BENCH_ROUNDS=1 npx tsx bench/run.ts --no-write   # a quick look
 \`\`\`
 
-The runner refuses any server but 127.0.0.1. Files: \`bench/run.ts\` (entry), \`bench/with-tenant.ts\` (benchmark 1),
-\`bench/pgbench.ts\`, \`bench/prototypes.ts\` (the D/E/F/H variants), \`bench/apply.ts\` (benchmark 2),
-\`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` (writes this file).
+The runner refuses any server but 127.0.0.1. \`--no-profile\` skips the profiled HTTP round, \`--json=FILE\` also writes the raw
+results, \`BENCH_WRK_THREADS\` sets wrk's threads (default 1). The HTTP benchmark needs \`wrk\` (installed with apt-get when
+missing and running as root, otherwise skipped with a note) and uses \`pgbench\` for its baseline.
+Files: \`bench/run.ts\` (entry), \`bench/with-tenant.ts\` (benchmark 1), \`bench/pgbench.ts\`, \`bench/prototypes.ts\`
+(the D/E/F/H variants), \`bench/apply.ts\` (benchmark 2), \`bench/http.ts\` (benchmark 3), \`bench/wire.ts\` and
+\`bench/wire-pgbench.ts\` (recording the gateway's wire traffic, pgbench scripts from it), \`bench/profile.ts\` (the CPU profile),
+\`bench/sql-planner.ts\` (benchmark 4), \`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` and
+\`bench/report-query.ts\` (write this file).
 `);
   return `${parts.join('\n')}\n`;
 }

@@ -5,9 +5,12 @@
  * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
  *
  * Options (for exploring; the defaults are what the report is made of):
- *   --only=point|apply   run one benchmark
+ *   --only=point|apply|http|planner   run one benchmark
  *   --no-write           print the report instead of writing docs/benchmarks.md
+ *   --no-profile         skip the CPU profile round of the HTTP benchmark
+ *   --json=FILE          also write the raw results as JSON
  *   BENCH_SECONDS, BENCH_ROUNDS   length and number of interleaved rounds (5 s × 3)
+ *   BENCH_WRK_THREADS    wrk threads for the HTTP benchmark (default 1: wrk, the gateway and the server share the CPUs)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,14 +18,23 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runApplyBench, type ApplyResult } from './apply.ts';
 import { createDataset } from './dataset.ts';
+import { runHttpBench, type HttpResult } from './http.ts';
 import { runPgbench, type PgbenchResult } from './pgbench.ts';
 import { renderReport, summary } from './report.ts';
+import { runPlannerBench, type PlannerResult } from './sql-planner.ts';
 import { log, machineFacts, Scratch } from './support.ts';
 import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } from './with-tenant.ts';
 
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const BENCHMARKS = ['point', 'apply', 'http', 'planner'];
+if (only && !BENCHMARKS.includes(only)) {
+  process.stderr.write(`--only takes one of ${BENCHMARKS.join(', ')}\n`);
+  process.exit(2);
+}
 const write = !args.has('--no-write');
+const profile = !args.has('--no-profile');
+const WRK_THREADS = Number(process.env['BENCH_WRK_THREADS'] ?? 1);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const CONCURRENCY = 8;
@@ -66,24 +78,42 @@ async function main(): Promise<void> {
   let point: PointQueryResult | undefined;
   let pgbench: PgbenchResult[] | undefined;
   let setup: { load: number; apply: number; changes: number } | undefined;
+  let http: HttpResult | undefined;
+  let planner: PlannerResult | undefined;
   try {
     log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
+    if (!only || only === 'planner') {
+      log('SQL endpoint planner: parse + check + rewrite');
+      planner = await runPlannerBench();
+    }
     if (!only || only === 'apply') apply = await runApplyBench(scratch, secretText);
-    if (!only || only === 'point') {
+    if (!only || only === 'point' || only === 'http') {
       const ds = await createDataset(scratch, secret);
       setup = ds.timings;
       try {
         await checkIsolation(ds);
-        const variants = await openVariants(ds, CONCURRENCY);
-        try {
-          point = await runPointQuery(ds, variants, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, warmupSeconds: 1 });
-        } finally {
-          for (const v of variants) await v.close().catch(() => {});
+        if (!only || only === 'point') {
+          const variants = await openVariants(ds, CONCURRENCY);
+          try {
+            point = await runPointQuery(ds, variants, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, warmupSeconds: 1 });
+          } finally {
+            for (const v of variants) await v.close().catch(() => {});
+          }
+          if (machine.pgbench) {
+            pgbench = await runPgbench(machine.pgbench, ds, tmp, { rounds: ROUNDS, seconds: SECONDS, clients: CONCURRENCY, threads: 2 });
+          } else {
+            log('pgbench not found: the database ceiling is left out');
+          }
         }
-        if (machine.pgbench) {
-          pgbench = await runPgbench(machine.pgbench, ds, tmp, { rounds: ROUNDS, seconds: SECONDS, clients: CONCURRENCY, threads: 2 });
-        } else {
-          log('pgbench not found: the database ceiling is left out');
+        if (!only || only === 'http') {
+          http = await runHttpBench(ds, machine.pgbench, join(tmp, 'http'), {
+            rounds: ROUNDS,
+            seconds: SECONDS,
+            concurrency: CONCURRENCY,
+            wrkThreads: WRK_THREADS,
+            pgbenchThreads: 2,
+            profile,
+          });
         }
       } finally {
         await ds.owner.close();
@@ -93,8 +123,10 @@ async function main(): Promise<void> {
     await cleanup();
   }
   const totalSeconds = (performance.now() - started) / 1000;
-  const report = renderReport({ machine, apply, point, pgbench, setup, totalSeconds });
-  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, totalSeconds })}\n`);
+  const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
+  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, totalSeconds }, null, 2));
+  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, totalSeconds });
+  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, totalSeconds })}\n`);
   if (write && !only) {
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     writeFileSync(file, report);
