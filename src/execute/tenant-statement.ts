@@ -72,6 +72,18 @@ const CONTEXT = {
 /** Prepared statements kept per connection for repeated plan texts; past this, statements go unnamed. */
 const MAX_NAMED_PER_CONNECTION = 256;
 
+const names = new Map<string, string>();
+/** A stable prepared-statement name per SQL text (hashed once per text, not per request). */
+function statementName(text: string): string {
+  let n = names.get(text);
+  if (!n) {
+    n = `tg_${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
+    if (names.size >= 10_000) names.delete(names.keys().next().value as string);
+    names.set(text, n);
+  }
+  return n;
+}
+
 /**
  * Run ONE statement as one tenant, context and statement under a single Sync: the cheapest
  * tenant-scoped unit PostgreSQL offers (one write, one round trip, one implicit transaction;
@@ -86,7 +98,7 @@ export async function runTenantStatement(pool: pg.Pool, ctx: TenantContext, stat
     throw new TenantGateError('DB_UNAVAILABLE', 'could not get a database connection', { cause: err });
   }
   const connection = (client as unknown as { connection: WireConnection }).connection;
-  const named = `tg_${createHash('sha1').update(statement.text).digest('base64url').slice(0, 20)}`;
+  const named = statementName(statement.text);
   const reuse = connection.parsedStatements[named] !== undefined || Object.keys(connection.parsedStatements).length < MAX_NAMED_PER_CONNECTION;
   const readOnly = ctx.access === 'read' || ctx.access === 'platform' ? 'on' : 'off';
   try {

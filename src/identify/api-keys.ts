@@ -34,8 +34,13 @@ function randomId(): string {
   return [...bytes].map((b) => alphabet[b % 36]).join('');
 }
 
+const derivedKeys = new WeakMap<Buffer, Buffer>();
+
 export function hashApiKey(secret: Buffer, key: string): Buffer {
-  return createHmac('sha256', deriveKey(secret, 'api-key')).update(key, 'utf8').digest();
+  // The derived key is fixed per secret: derive it once, not on every request.
+  let k = derivedKeys.get(secret);
+  if (!k) derivedKeys.set(secret, (k = deriveKey(secret, 'api-key')));
+  return createHmac('sha256', k).update(key, 'utf8').digest();
 }
 
 /**

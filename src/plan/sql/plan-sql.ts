@@ -49,6 +49,8 @@ export class SqlPlanner {
   plan(request: { sql: string; params?: unknown[] }, scope: SqlScope): QueryPlan {
     const params = request.params ?? [];
     if (typeof request.sql !== 'string' || request.sql.trim() === '') throw new TenantGateError('QUERY_INVALID', 'sql must be a non-empty string');
+    // The parser stops at a NUL while the server would see the rest: refuse it outright.
+    if (request.sql.includes('\u0000')) throw new TenantGateError('SQL_SYNTAX', 'the SQL contains a NUL character');
     if (request.sql.length > MAX_SQL_LENGTH) throw new TenantGateError('QUERY_INVALID', `sql is longer than ${MAX_SQL_LENGTH} characters`);
     if (!Array.isArray(params) || params.length > MAX_PARAMS) throw new TenantGateError('QUERY_INVALID', `params must be a list of at most ${MAX_PARAMS} values`);
     const key = `${scope.cacheKey}\u0000${request.sql}`;
@@ -86,6 +88,17 @@ export class SqlPlanner {
     return this.cache.size;
   }
 
+  private readonly verifiedSubqueries = new Set<string>();
+
+  /** Check a generated dataset subquery once per scope (its text differs only in parameter numbers). */
+  private verifySubquery(scope: SqlScope, dataset: string): void {
+    const key = `${scope.cacheKey}\u0000${dataset}`;
+    if (this.verifiedSubqueries.has(key)) return;
+    const view = scope.views.get(dataset) as DatasetView;
+    verifyRewritten(`SELECT * FROM ${subquery(view, scope, (n) => `$${n.length}`)} AS x`, scope, 1);
+    this.verifiedSubqueries.add(key);
+  }
+
   private compile(source: string, scope: SqlScope): Template {
     let sql = source;
     const parsed = parseSql(sql);
@@ -107,11 +120,15 @@ export class SqlPlanner {
     };
     const datasets = [...new Set([...check.reads.map((r) => r.name), ...(check.target ? [check.target] : [])])];
     let text = wrapReads(sql, check, scope, slot);
+    // Defence in depth, cheaply: the caller's statement with every dataset reference replaced by a
+    // stub must still pass the allowlist with no dataset left bare, and each generated subquery is
+    // checked once per scope. Together they cover the exact text that will run.
     if (check.kind === 'select') {
+      verifyRewritten(wrapReads(sql, check, scope, slot, true), scope, 0);
+      for (const name of new Set(check.reads.map((r) => r.name))) this.verifySubquery(scope, name);
       // The row cap is the parameter after the tenant slots.
       const limit = `$${check.maxParam + slots.length + 1}`;
       text = `SELECT * FROM (${text}\n) AS tg_result LIMIT ${limit}`;
-      verifyRewritten(text, scope, check.reads.length);
       return { sql: text, userParams: check.maxParam, slots, kind: 'select', datasets };
     }
     text = rewriteWrite(text, check, scope, slot);
@@ -150,7 +167,13 @@ function forbidWriteReads(stmt: Record<string, unknown>, view: DatasetView): voi
 }
 
 /** Replace each dataset reference by a tenant-filtered subquery, splicing at the parser's byte offsets. */
-function wrapReads(sql: string, check: CheckResult, scope: SqlScope, slot: (name: string) => string): string {
+function subquery(view: DatasetView, scope: SqlScope, slot: (name: string) => string): string {
+  const d = view.dataset;
+  const columns = [...view.columns].map(([c, expr]) => `${expr} AS ${ident(c)}`).join(', ');
+  return `(SELECT ${columns} FROM ${ident(d.schema)}.${ident(d.table)} WHERE ${tenantPredicate(d, scope.tenant !== null, slot)})`;
+}
+
+function wrapReads(sql: string, check: CheckResult, scope: SqlScope, slot: (name: string) => string, stub = false): string {
   if (check.reads.length === 0) return sql;
   const bytes = Buffer.from(sql, 'utf8');
   const latin = bytes.toString('latin1'); // one char per byte, so parser offsets index it directly
@@ -158,10 +181,8 @@ function wrapReads(sql: string, check: CheckResult, scope: SqlScope, slot: (name
   let cursor = 0;
   for (const ref of [...check.reads].sort((a, b) => a.location - b.location)) {
     const view = scope.views.get(ref.name) as DatasetView;
-    const d = view.dataset;
     const tok = nameToken(latin, ref);
-    const columns = [...view.columns].map(([c, expr]) => `${expr} AS ${ident(c)}`).join(', ');
-    const sub = `(SELECT ${columns} FROM ${ident(d.schema)}.${ident(d.table)} WHERE ${tenantPredicate(d, scope.tenant !== null, slot)})`;
+    const sub = stub ? '(SELECT 1)' : subquery(view, scope, slot);
     parts.push(bytes.subarray(cursor, tok.start).toString('utf8'), sub + (ref.hasAlias ? '' : ` AS ${ident(ref.name)}`));
     cursor = tok.start + tok.length;
   }
