@@ -141,12 +141,11 @@ export async function openVariants(ds: Dataset, concurrency: number): Promise<Va
     },
     gateVariant('C', 'withTenant, pipeline off', gateC, serial),
     {
-      key: 'F',
-      label: 'prototype: withTenant with BEGIN, context and the first statement corked into one socket write (still two round trips)',
-      prototype: true,
+      key: 'S',
+      label: 'gate.statement: context + statement under one Sync (the library path the gateway executes with)',
       op: () => {
         const [tenant, id] = randomTarget();
-        return corkedTransaction(proto.pool, ctx(tenant), (db) => db.query({ name: 'pt', text: POINT_SQL, values: [id] })).then(expectOne);
+        return gateA.statement({ tenant, access: 'read' }, { text: POINT_SQL, values: [id] }).then(expectOne);
       },
       close: async () => {},
     },
