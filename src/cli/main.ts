@@ -55,6 +55,25 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       printProvision(io, result, opts.dryRun ? 'dry-run' : 'apply', Boolean(globals().json), config.effective.database.gateway_url_env);
     });
 
+  program
+    .command('doctor')
+    .description('security audit of the database against the config (first checks; see docs/security.md)')
+    .option('--sarif', 'print SARIF 2.1.0')
+    .option('--fail-on <severity>', 'exit 1 on findings at or above this severity (info, low, medium, high, critical)', 'medium')
+    .action(async (opts: { sarif?: boolean; failOn: string }) => {
+      const { runDoctor } = await import('../doctor/run.ts');
+      const { toSarif } = await import('../doctor/sarif.ts');
+      const { SEVERITIES, atLeast } = await import('../doctor/finding.ts');
+      if (!(SEVERITIES as readonly string[]).includes(opts.failOn)) throw new TenantGateError('USAGE', `--fail-on takes one of ${SEVERITIES.join(', ')}`);
+      const config = await withConfig(io, globals());
+      const names = resolveNames(config, io.env);
+      const findings = await withOwnerDb(config, (db) => runDoctor({ db, config, names, gatewayRole: names.gateway }));
+      if (opts.sarif) printJson(io, toSarif(findings));
+      else if (globals().json) printJson(io, { findings });
+      else io.stdout(findings.length ? table([['ID', 'SEVERITY', 'OBJECT', 'MESSAGE', 'FIX'], ...findings.map((f) => [f.id, f.severity, f.object, f.message, f.fix])]) : 'No findings.\n');
+      if (findings.some((f) => atLeast(f.severity, opts.failOn as never))) exit = 1;
+    });
+
   const tenant = program.command('tenant').description('tenant lifecycle');
   tenant
     .command('add <id>')
