@@ -3,11 +3,28 @@ import { crossTenantKeys } from './checks/cross-tenant-keys.ts';
 import { gatewayLogin } from './checks/gateway-login.ts';
 import { policies } from './checks/policies.ts';
 import { privilegedRoles } from './checks/privileged-roles.ts';
+import { publicGrants } from './checks/public-grants.ts';
+import { restrictedColumns } from './checks/restricted-columns.ts';
+import { securityDefiner } from './checks/security-definer.ts';
 import { tenantIndex } from './checks/tenant-index.ts';
 import { tenantTablesRls } from './checks/tenant-tables-rls.ts';
+import { unknownRoles } from './checks/unknown-roles.ts';
+import { viewsSecurityInvoker } from './checks/views-security-invoker.ts';
 
 /** Every check, in report order. One file each under checks/. */
-export const CHECKS: Check[] = [privilegedRoles, gatewayLogin, tenantTablesRls, policies, tenantIndex, crossTenantKeys];
+export const CHECKS: Check[] = [
+  privilegedRoles,
+  gatewayLogin,
+  tenantTablesRls,
+  policies,
+  tenantIndex,
+  crossTenantKeys,
+  viewsSecurityInvoker,
+  securityDefiner,
+  publicGrants,
+  restrictedColumns,
+  unknownRoles,
+];
 
 export async function runDoctor(ctx: DoctorContext): Promise<Finding[]> {
   const out: Finding[] = [];

@@ -76,6 +76,67 @@ describe.each(BACKENDS)('doctor on %s', (kind) => {
     );
   });
 
+  it('TG010: a view over a dataset table without security_invoker that a tenantgate role can read', async () => {
+    await planted('TG010', `CREATE VIEW public.orders_v AS SELECT * FROM public.orders; GRANT SELECT ON public.orders_v TO ${fx.names.access.read}`, `DROP VIEW public.orders_v`, 'orders_v');
+    // A view over that view: still the owner's privileges all the way down.
+    await planted(
+      'TG010',
+      `CREATE VIEW public.orders_v AS SELECT * FROM public.orders WITH CHECK OPTION; CREATE VIEW public.orders_vv AS SELECT id FROM public.orders_v; GRANT SELECT (id) ON public.orders_vv TO ${fx.names.direct}`,
+      `DROP VIEW public.orders_vv; DROP VIEW public.orders_v`,
+      'orders_vv',
+    );
+  });
+
+  it('TG010: a security_invoker view is not a finding', async () => {
+    await fx.db.query(`CREATE VIEW public.orders_iv WITH (security_invoker = true) AS SELECT * FROM public.orders; GRANT SELECT ON public.orders_iv TO ${fx.names.access.read}`);
+    try {
+      expect((await keys()).filter((k) => k.startsWith('TG010 '))).toEqual([]);
+    } finally {
+      await fx.db.query(`DROP VIEW public.orders_iv`);
+    }
+  });
+
+  it('TG011: SECURITY DEFINER functions executable by PUBLIC or tenant roles, or without a pinned search_path', async () => {
+    const body = `RETURNS bigint LANGUAGE sql SECURITY DEFINER`;
+    // PUBLIC can execute by default (and no search_path).
+    await planted('TG011', `CREATE FUNCTION public.peek() ${body} AS 'SELECT count(*) FROM public.orders'`, `DROP FUNCTION public.peek()`, 'peek');
+    // Pinned, not PUBLIC, but granted to a tenant group.
+    const tenantRole = fx.names.tenant('acme_corp');
+    await planted(
+      'TG011',
+      `CREATE FUNCTION public.peek2() ${body} SET search_path = pg_catalog AS 'SELECT count(*) FROM public.orders'; REVOKE ALL ON FUNCTION public.peek2() FROM PUBLIC; GRANT EXECUTE ON FUNCTION public.peek2() TO ${tenantRole}`,
+      `DROP FUNCTION public.peek2()`,
+      'peek2',
+    );
+    // Nobody tenant-facing can run it, but its search_path is not pinned.
+    await planted('TG011', `CREATE FUNCTION public.peek3() ${body} AS 'SELECT 1::bigint'; REVOKE ALL ON FUNCTION public.peek3() FROM PUBLIC`, `DROP FUNCTION public.peek3()`, 'peek3');
+  });
+
+  it('TG012: CREATE for PUBLIC on a dataset schema, and a PUBLIC grant on a dataset table', async () => {
+    await planted('TG012', `GRANT CREATE ON SCHEMA public TO PUBLIC`, `REVOKE CREATE ON SCHEMA public FROM PUBLIC`, 'schema public');
+    await planted('TG012', `GRANT CREATE ON SCHEMA public TO ${fx.names.access.write}`, `REVOKE CREATE ON SCHEMA public FROM ${fx.names.access.write}`, 'schema public');
+    await planted('TG012', `GRANT SELECT ON public.orders TO PUBLIC`, `REVOKE SELECT ON public.orders FROM PUBLIC`, 'orders');
+  });
+
+  it('TG013: a restricted column granted, by column or table-wide', async () => {
+    await planted('TG013', `GRANT SELECT (internal_cost) ON public.orders TO ${fx.names.access.read}`, `REVOKE SELECT (internal_cost) ON public.orders FROM ${fx.names.access.read}`, 'internal_cost');
+    await planted('TG013', `GRANT SELECT ON public.orders TO ${fx.names.direct}`, `REVOKE SELECT ON public.orders FROM ${fx.names.direct}`, 'internal_cost');
+  });
+
+  it('TG014: roles under the prefix that the config does not know', async () => {
+    await planted('TG014', `CREATE ROLE ${fx.names.tenant('ghost_co')} NOLOGIN`, `DROP ROLE ${fx.names.tenant('ghost_co')}`, fx.names.tenant('ghost_co'));
+    await planted('TG014', `CREATE ROLE ${fx.names.login('stray')} NOLOGIN`, `DROP ROLE ${fx.names.login('stray')}`, fx.names.login('stray'));
+    await planted('TG014', `CREATE ROLE ${fx.prefix}_reporting NOLOGIN`, `DROP ROLE ${fx.prefix}_reporting`, `${fx.prefix}_reporting`);
+    // A direct login recorded in tenantgate.db_roles is known.
+    const login = fx.names.login('known');
+    await fx.db.query(`CREATE ROLE ${login} NOLOGIN; INSERT INTO tenantgate.db_roles (role_name, tenant_id, kind) VALUES ('${login}', 'acme_corp', 'login')`);
+    try {
+      expect((await keys()).filter((k) => k.startsWith('TG014 '))).toEqual([]);
+    } finally {
+      await fx.db.query(`DELETE FROM tenantgate.db_roles WHERE role_name = '${login}'; DROP ROLE ${login}`);
+    }
+  });
+
   it('SARIF output has the 2.1.0 shape with a rule per check', async () => {
     await fx.db.query(`CREATE POLICY wide ON public.orders FOR SELECT USING (true)`);
     try {
