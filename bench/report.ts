@@ -1,5 +1,6 @@
 /** docs/benchmarks.md and the console summary, from one run's results. */
 import type { ApplyResult } from './apply.ts';
+import { doctorSection, doctorSummaryLines, type DoctorResult } from './doctor.ts';
 import { ROWS_PER_TENANT, TENANTS } from './dataset.ts';
 import type { HttpResult } from './http.ts';
 import { httpSection, httpSummaryLines, plannerSection, plannerSummaryLines } from './report-query.ts';
@@ -19,6 +20,7 @@ export interface RunResults {
   setup?: { load: number; apply: number; changes: number } | undefined;
   http?: HttpResult | undefined;
   planner?: PlannerResult | undefined;
+  doctor?: DoctorResult | undefined;
   totalSeconds: number;
 }
 
@@ -54,6 +56,7 @@ export function summary(r: RunResults): string {
   }
   if (r.http) out.push(...httpSummaryLines(r.http));
   if (r.planner) out.push(...plannerSummaryLines(r.planner));
+  if (r.doctor) out.push(...doctorSummaryLines(r.doctor));
   out.push(`total ${Math.round(r.totalSeconds)} s`);
   return out.join('\n');
 }
@@ -71,7 +74,7 @@ export function renderReport(r: RunResults): string {
 
 Written by \`npm run bench\` (bench/run.ts) on ${m.date.slice(0, 10)}; rerun it rather than editing this file.
 It needs a PostgreSQL server on 127.0.0.1 (\`DATABASE_URL\`, default \`postgres://postgres@127.0.0.1:5432/postgres\`),
-creates a database \`tg_bench_<random>\` (and \`tg_bench_<random>_apply\`) and roles under a random prefix, and
+creates a database \`tg_bench_<random>\` (and \`tg_bench_<random>_apply\`, \`tg_bench_<random>_doctor\`) and roles under a random prefix, and
 drops them all at the end. The whole run took ${Math.round(r.totalSeconds)} s.
 
 ## Machine
@@ -95,12 +98,13 @@ their ratios are comparable even when the absolute numbers move.
   if (r.apply) parts.push(applySection(r.apply));
   if (r.http) parts.push(httpSection(r.http, m.cpus));
   if (r.planner) parts.push(plannerSection(r.planner));
+  if (r.doctor) parts.push(doctorSection(r.doctor, m.date));
   parts.push(`## Running it
 
 \`\`\`
 npm run bench                                  # everything; rewrites this file
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
-npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner), report on stdout
+npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner|doctor), report on stdout
 BENCH_SECONDS=2 BENCH_ROUNDS=1 npx tsx bench/run.ts --no-write   # a quick look
 \`\`\`
 
@@ -110,7 +114,7 @@ missing and running as root, otherwise skipped with a note) and uses \`pgbench\`
 Files: \`bench/run.ts\` (entry), \`bench/with-tenant.ts\` (benchmark 1), \`bench/pgbench.ts\`, \`bench/prototypes.ts\`
 (the D/E/F/H variants), \`bench/apply.ts\` (benchmark 2), \`bench/http.ts\` (benchmark 3), \`bench/wire.ts\` and
 \`bench/wire-pgbench.ts\` (recording the gateway's wire traffic, pgbench scripts from it), \`bench/profile.ts\` (the CPU profile),
-\`bench/sql-planner.ts\` (benchmark 4), \`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` and
+\`bench/sql-planner.ts\` (benchmark 4), \`bench/doctor.ts\` (benchmark 5), \`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` and
 \`bench/report-query.ts\` (write this file).
 `);
   return `${parts.join('\n')}\n`;

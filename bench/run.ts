@@ -5,7 +5,7 @@
  * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
  *
  * Options (for exploring; the defaults are what the report is made of):
- *   --only=point|apply|http|planner   run one benchmark
+ *   --only=point|apply|http|planner|doctor   run one benchmark (--only=doctor writes only section 5 of docs/benchmarks.md)
  *   --no-write           print the report instead of writing docs/benchmarks.md
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runApplyBench, type ApplyResult } from './apply.ts';
 import { createDataset } from './dataset.ts';
+import { doctorSection, runDoctorBench, spliceDoctorSection, type DoctorResult } from './doctor.ts';
 import { runHttpBench, type HttpResult } from './http.ts';
 import { runPgbench, type PgbenchResult } from './pgbench.ts';
 import { renderReport, summary } from './report.ts';
@@ -27,7 +28,7 @@ import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } fr
 
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const BENCHMARKS = ['point', 'apply', 'http', 'planner'];
+const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor'];
 if (only && !BENCHMARKS.includes(only)) {
   process.stderr.write(`--only takes one of ${BENCHMARKS.join(', ')}\n`);
   process.exit(2);
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
   let setup: { load: number; apply: number; changes: number } | undefined;
   let http: HttpResult | undefined;
   let planner: PlannerResult | undefined;
+  let doctor: DoctorResult | undefined;
   try {
     log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
     if (!only || only === 'planner') {
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
       planner = await runPlannerBench();
     }
     if (!only || only === 'apply') apply = await runApplyBench(scratch, secretText);
+    if (!only || only === 'doctor') doctor = await runDoctorBench(scratch, secret);
     if (!only || only === 'point' || only === 'http') {
       const ds = await createDataset(scratch, secret);
       setup = ds.timings;
@@ -124,15 +127,20 @@ async function main(): Promise<void> {
   }
   const totalSeconds = (performance.now() - started) / 1000;
   const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
-  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, totalSeconds }, null, 2));
-  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, totalSeconds });
-  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, totalSeconds })}\n`);
+  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, totalSeconds }, null, 2));
+  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, totalSeconds });
+  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, totalSeconds })}\n`);
   if (write && !only) {
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     writeFileSync(file, report);
     log(`wrote ${file} (${Math.round(totalSeconds)} s in all)`);
   } else if (!write) {
-    process.stdout.write(`\n${report}`);
+    process.stdout.write(`\n${only === 'doctor' && doctor ? doctorSection(doctor, machine.date) : report}`);
+  } else if (only === 'doctor' && doctor) {
+    // Only section 5 changes: the other sections keep the full run's numbers.
+    const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
+    spliceDoctorSection(file, doctorSection(doctor, machine.date));
+    log(`wrote section 5 of ${file}, the other sections left as they were`);
   } else {
     log('--only: docs/benchmarks.md left as it was (it holds the full run)');
   }

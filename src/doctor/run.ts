@@ -10,6 +10,10 @@ import { tenantIndex } from './checks/tenant-index.ts';
 import { tenantTablesRls } from './checks/tenant-tables-rls.ts';
 import { unknownRoles } from './checks/unknown-roles.ts';
 import { viewsSecurityInvoker } from './checks/views-security-invoker.ts';
+import { reachableRelations } from './checks/reachable-relations.ts';
+import { serverCve } from './checks/server-cve.ts';
+import { extendedStatistics } from './checks/extended-statistics.ts';
+import { missingRoles } from './checks/missing-roles.ts';
 
 /** Every check, in report order. One file each under checks/. */
 export const CHECKS: Check[] = [
@@ -24,6 +28,10 @@ export const CHECKS: Check[] = [
   publicGrants,
   restrictedColumns,
   unknownRoles,
+  reachableRelations,
+  serverCve,
+  extendedStatistics,
+  missingRoles,
 ];
 
 export async function runDoctor(ctx: DoctorContext): Promise<Finding[]> {

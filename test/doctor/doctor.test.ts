@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { atLeast } from '../../src/doctor/finding.ts';
 import { runDoctor } from '../../src/doctor/run.ts';
 import { toSarif } from '../../src/doctor/sarif.ts';
+import { lacksFix, RLS_CVES, versionNum } from '../../src/doctor/checks/server-cve.ts';
 import { BACKENDS, createFixture, fixture, type Fixture } from '../support/backends.ts';
 
 describe.each(BACKENDS)('doctor on %s', (kind) => {
@@ -137,6 +138,37 @@ describe.each(BACKENDS)('doctor on %s', (kind) => {
     }
   });
 
+  it('TG015: a materialized view, a child table without RLS, and an owned sequence readable by tenantgate roles', async () => {
+    const read = fx.names.access.read;
+    await planted('TG015', `CREATE MATERIALIZED VIEW public.orders_mv AS SELECT * FROM public.orders; GRANT SELECT ON public.orders_mv TO ${read}`, `DROP MATERIALIZED VIEW public.orders_mv`, 'orders_mv');
+    await planted('TG015', `CREATE TABLE public.orders_child () INHERITS (public.orders); GRANT SELECT ON public.orders_child TO ${read}`, `DROP TABLE public.orders_child`, 'orders_child');
+    await planted('TG015', `GRANT SELECT ON SEQUENCE public.orders_id_seq TO ${read}`, `REVOKE SELECT ON SEQUENCE public.orders_id_seq FROM ${read}`, 'orders_id_seq');
+  });
+
+  it('TG015: a child table with RLS forced is not a finding', async () => {
+    await fx.db.query(
+      `CREATE TABLE public.orders_child2 () INHERITS (public.orders); ALTER TABLE public.orders_child2 ENABLE ROW LEVEL SECURITY; ALTER TABLE public.orders_child2 FORCE ROW LEVEL SECURITY; GRANT SELECT ON public.orders_child2 TO ${fx.names.access.read}`,
+    );
+    try {
+      expect((await keys()).filter((k) => k.startsWith('TG015 '))).toEqual([]);
+    } finally {
+      await fx.db.query(`DROP TABLE public.orders_child2`);
+    }
+  });
+
+  it('TG016: the test server has no known RLS CVE', async () => {
+    expect((await doctor()).filter((f) => f.id === 'TG016')).toEqual([]);
+  });
+
+  it('TG017: extended statistics on a dataset table', async () => {
+    await planted('TG017', `CREATE STATISTICS public.orders_rs (mcv) ON region, status FROM public.orders; ANALYZE public.orders`, `DROP STATISTICS public.orders_rs`, 'orders_rs');
+  });
+
+  it('TG018: a role the config needs that the database lacks', async () => {
+    const role = fx.names.tenant('acme_corp');
+    await planted('TG018', `ALTER ROLE ${role} RENAME TO ${fx.prefix}_renamed`, `ALTER ROLE ${fx.prefix}_renamed RENAME TO ${role}`, role);
+  });
+
   it('SARIF output has the 2.1.0 shape with a rule per check', async () => {
     await fx.db.query(`CREATE POLICY wide ON public.orders FOR SELECT USING (true)`);
     try {
@@ -148,5 +180,27 @@ describe.each(BACKENDS)('doctor on %s', (kind) => {
     } finally {
       await fx.db.query(`DROP POLICY wide ON public.orders`);
     }
+  });
+});
+
+describe('TG016 version comparison', () => {
+  const fixed = (cve: string) => RLS_CVES.find((c) => c.cve === cve)!.fixed;
+  it('reads versions like server_version_num', () => {
+    expect(versionNum('15.3')).toBe(150003);
+    expect(versionNum('9.6.13')).toBe(90613);
+  });
+  it('flags a branch below its fixed minor, an end-of-life branch, and not later ones', () => {
+    const cve = fixed('CVE-2024-10976');
+    expect(lacksFix(150009, cve)).toBe(true);
+    expect(lacksFix(150010, cve)).toBe(false);
+    expect(lacksFix(150020, cve)).toBe(false);
+    expect(lacksFix(170001, cve)).toBe(true);
+    expect(lacksFix(180001, cve)).toBe(false);
+    expect(lacksFix(110022, cve)).toBe(true);
+    expect(lacksFix(90612, fixed('CVE-2019-10130'))).toBe(true);
+    expect(lacksFix(90613, fixed('CVE-2019-10130'))).toBe(false);
+    expect(lacksFix(120000, fixed('CVE-2019-10130'))).toBe(false);
+    expect(lacksFix(150002, fixed('CVE-2023-2455'))).toBe(true);
+    expect(RLS_CVES.filter((c) => lacksFix(150020, c.fixed))).toEqual([]);
   });
 });

@@ -1,0 +1,178 @@
+/**
+ * Benchmark 5: `tenantgate doctor` with 1,000 tenants and 20 tables. A fresh database with its own
+ * role prefix, 20 dataset tables `public.t01 … t20` (a few rows each), a config listing them and
+ * 1,000 tenants (built in memory), applyProvision, then `runDoctor` timed over 3 runs with every
+ * check CHECKS holds at the time.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { parseConfig } from '../src/config/load.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { SEVERITIES, type Severity } from '../src/doctor/finding.ts';
+import { CHECKS, runDoctor } from '../src/doctor/run.ts';
+import { applyProvision, resolveNames } from '../src/provision/apply.ts';
+import { TENANTS, tenantId } from './dataset.ts';
+import { fmt, log, median, timed, urlFor, type Scratch } from './support.ts';
+
+export const DOCTOR_TABLES = 20;
+export const DOCTOR_RUNS = 3;
+export const DOCTOR_GOAL_MS = 10_000;
+const ROWS_PER_TABLE = 5;
+
+const tableName = (i: number) => `t${String(i + 1).padStart(2, '0')}`;
+
+export interface DoctorResult {
+  tenants: number;
+  tables: number;
+  checks: Array<{ id: string; title: string }>;
+  /** Findings of each run. */
+  findingsPerRun: number[];
+  applyMs: number;
+  changes: number;
+  runsMs: number[];
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  findings: number;
+  bySeverity: Record<Severity, number>;
+  /** Findings per check id (from the last run). */
+  byCheck: Array<{ id: string; count: number }>;
+}
+
+function doctorYaml(opts: { url: string; prefix: string; tables: string[]; tenants: string[] }): string {
+  const lines = ['version: 1', 'database:', `  url: ${opts.url}`, `  role_prefix: ${opts.prefix}`, 'datasets:'];
+  for (const t of opts.tables) {
+    lines.push(`  - name: ${t}`, `    table: public.${t}`, '    tenant_column: tenant_id', '    dimensions: [id, v]', '    metrics:', '      rows: count(*)');
+  }
+  lines.push('tenants:');
+  for (const id of opts.tenants) lines.push(`  - id: ${id}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function runDoctorBench(scratch: Scratch, secret: Buffer): Promise<DoctorResult> {
+  const dbName = await scratch.database('doctor');
+  const prefix = scratch.prefix('d');
+  const url = urlFor(dbName);
+  const db = await openDatabase(url, { max: 2 });
+  try {
+    const tables = Array.from({ length: DOCTOR_TABLES }, (_, i) => tableName(i));
+    const ddl = tables.flatMap((t) => [
+      `CREATE TABLE public.${t} (id bigserial PRIMARY KEY, tenant_id text NOT NULL, v text)`,
+      `CREATE INDEX ${t}_tenant_id_idx ON public.${t} (tenant_id, id)`,
+      `INSERT INTO public.${t} (tenant_id, v) SELECT 't' || lpad((g % ${TENANTS})::text, 4, '0'), 'row ' || g FROM generate_series(1, ${ROWS_PER_TABLE}) g`,
+    ]);
+    await db.query(ddl.join(';\n'));
+    await db.query('ANALYZE');
+    const tenants = Array.from({ length: TENANTS }, (_, i) => tenantId(i));
+    const config = await parseConfig(doctorYaml({ url, prefix, tables, tenants }), join(tmpdir(), 'tg-bench-doctor', 'tenantgate.yaml'), { env: {} });
+    const names = resolveNames(config, {});
+    log(`doctor: apply ${config.tenants.size} tenants × ${config.datasets.length} tables`);
+    const applied = await timed(() => applyProvision(config, db, secret, { env: {} }));
+    log(`doctor: apply ${Math.round(applied.ms)} ms, ${applied.value.changes.length} change(s); ${CHECKS.length} checks`);
+
+    const runsMs: number[] = [];
+    const findingsPerRun: number[] = [];
+    let last: Awaited<ReturnType<typeof runDoctor>> = [];
+    for (let i = 0; i < DOCTOR_RUNS; i++) {
+      const t = await timed(() => runDoctor({ db, config, names, gatewayRole: names.gateway }));
+      runsMs.push(t.ms);
+      findingsPerRun.push(t.value.length);
+      last = t.value;
+      log(`doctor run ${i + 1}: ${Math.round(t.ms)} ms, ${t.value.length} finding(s)`);
+    }
+    const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, last.filter((f) => f.severity === s).length])) as Record<Severity, number>;
+    const counts = new Map<string, number>();
+    for (const f of last) counts.set(f.id, (counts.get(f.id) ?? 0) + 1);
+    return {
+      tenants: config.tenants.size,
+      tables: config.datasets.length,
+      checks: CHECKS.map((c) => ({ id: c.id, title: c.title })),
+      findingsPerRun,
+      applyMs: applied.ms,
+      changes: applied.value.changes.length,
+      runsMs,
+      medianMs: median(runsMs),
+      minMs: Math.min(...runsMs),
+      maxMs: Math.max(...runsMs),
+      findings: last.length,
+      bySeverity,
+      byCheck: [...counts].map(([id, count]) => ({ id, count })),
+    };
+  } finally {
+    await db.close();
+  }
+}
+
+const yesNo = (b: boolean) => (b ? 'yes' : 'no');
+const secs = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`);
+
+export function doctorSummaryLines(d: DoctorResult): string[] {
+  return [
+    `doctor, ${fmt.int(d.tenants)} tenants × ${d.tables} tables, ${d.checks.length} checks: median ${secs(d.medianMs)} (min ${secs(d.minMs)}, max ${secs(d.maxMs)}; goal < ${DOCTOR_GOAL_MS / 1000} s: ${yesNo(d.medianMs < DOCTOR_GOAL_MS)})`,
+    `  findings: ${d.findings} (${SEVERITIES.map((s) => `${s} ${d.bySeverity[s]}`).join(', ')})`,
+  ];
+}
+
+export const DOCTOR_HEADING = '## 5. ';
+
+export function doctorSection(d: DoctorResult, date: string): string {
+  const severityRows = [...SEVERITIES].reverse().map((s) => `| ${s} | ${d.bySeverity[s]} |`);
+  const checkRows = d.checks.map((c) => `| \`${c.id}\` | ${c.title} | ${d.byCheck.find((b) => b.id === c.id)?.count ?? 0} |`);
+  const other = d.byCheck.filter((b) => !d.checks.some((c) => c.id === b.id));
+  const same = d.findingsPerRun.every((n) => n === d.findings);
+  return `${DOCTOR_HEADING}doctor with ${fmt.int(d.tenants)} tenants and ${d.tables} tables
+
+\`runDoctor\` (src/doctor/run.ts) as \`tenantgate doctor\` calls it, on a fresh database \`tg_bench_<random>_doctor\` with its own role
+prefix (bench/doctor.ts, measured ${date.slice(0, 10)}): ${d.tables} dataset tables \`public.t01 … t${String(d.tables).padStart(2, '0')}\`, each
+\`(id bigserial primary key, tenant_id text not null, v text)\` with an index on \`(tenant_id, id)\` and ${ROWS_PER_TABLE} rows, and a
+config (built in memory) listing the ${d.tables} datasets and ${fmt.int(d.tenants)} tenants, provisioned with \`applyProvision\`
+(${fmt.int(d.applyMs)} ms, ${fmt.int(d.changes)} changes). Then ${d.runsMs.length} doctor runs back to back with every check
+\`CHECKS\` held at the time (${d.checks.length}, listed below).
+
+| | |
+| --- | ---: |
+| median | **${secs(d.medianMs)}** |
+| min / max | ${secs(d.minMs)} / ${secs(d.maxMs)} |
+| runs | ${d.runsMs.map(secs).join(' / ')} |
+
+Findings of the last run (per run: ${d.findingsPerRun.join(' / ')}${same ? ', the same each time' : ''}). Nothing was changed after
+\`applyProvision\`, so these are what the doctor reports on a freshly provisioned database:
+
+| severity | findings |
+| --- | ---: |
+${severityRows.join('\n')}
+
+| check | title | findings |
+| --- | --- | ---: |
+${[...checkRows, ...other.map((c) => `| \`${c.id}\` | (no check of that id) | ${c.count} |`)].join('\n')}
+
+**Goal (doctor under ${DOCTOR_GOAL_MS / 1000} s) holds? ${yesNo(d.medianMs < DOCTOR_GOAL_MS)}** (median ${secs(d.medianMs)}, worst run ${secs(d.maxMs)}).
+`;
+}
+
+/**
+ * Put section 5 into an existing docs/benchmarks.md without touching the others: replace the
+ * "## 5." section when there is one, else insert it before "## Running it" (or at the end).
+ */
+export function spliceDoctorSection(file: string, section: string): void {
+  if (!existsSync(file)) {
+    writeFileSync(file, `# Benchmarks\n\n${section}`);
+    return;
+  }
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(DOCTOR_HEADING));
+  const body = section.replace(/\n+$/, '').split('\n');
+  let out: string[];
+  if (start >= 0) {
+    let end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
+    if (end < 0) end = lines.length;
+    out = [...lines.slice(0, start), ...body, '', ...lines.slice(end)];
+  } else {
+    const running = lines.findIndex((l) => l.startsWith('## Running it'));
+    const at = running >= 0 ? running : lines.length;
+    out = [...lines.slice(0, at), ...body, '', ...lines.slice(at)];
+  }
+  writeFileSync(file, out.join('\n'));
+}
