@@ -74,6 +74,31 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       if (findings.some((f) => atLeast(f.severity, opts.failOn as never))) exit = 1;
     });
 
+  program
+    .command('verify')
+    .description('plant canary rows and probe every path for cross-tenant leaks (see docs/security.md)')
+    .option('--url <url>', 'a running gateway to probe over HTTP too')
+    .option('--pairs <n>', 'probe at most this many tenant pairs (sampled)', (v) => Number(v))
+    .action(async (opts: { url?: string; pairs?: number }) => {
+      if (opts.pairs !== undefined && !(Number.isInteger(opts.pairs) && opts.pairs > 0)) throw new TenantGateError('USAGE', '--pairs takes a positive integer');
+      const { runVerify } = await import('../verify/run.ts');
+      const { formatReport } = await import('../verify/report.ts');
+      const { createTenantGate } = await import('../gate.ts');
+      const config = await withConfig(io, globals());
+      const secret = loadServerSecret(config, io.env);
+      const report = await withOwnerDb(config, async (owner) => {
+        const gate = await createTenantGate({ config, secret, env: io.env, ...(owner.kind === 'pglite' ? { database: owner } : {}) });
+        try {
+          return await runVerify({ config, names: resolveNames(config, io.env), owner, gate, secret, ...(opts.url ? { url: opts.url } : {}), ...(opts.pairs ? { pairs: opts.pairs } : {}) });
+        } finally {
+          await gate.close();
+        }
+      });
+      if (globals().json) printJson(io, report);
+      else io.stdout(formatReport(report));
+      if (!report.ok) exit = 1;
+    });
+
   const tenant = program.command('tenant').description('tenant lifecycle');
   tenant
     .command('add <id>')

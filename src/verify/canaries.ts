@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import type { Dataset } from '../config/types.ts';
+import type { Database } from '../db/database.ts';
+import { ident, qualified } from '../db/sql.ts';
+
+const TEXT_TYPES = new Set(['text', 'character varying', 'character']);
+const NUMBER_TYPES = new Set(['smallint', 'integer', 'bigint', 'numeric', 'real', 'double precision']);
+const TIME_TYPES = new Set(['timestamp with time zone', 'timestamp without time zone', 'date']);
+
+/** One dataset as verify sees it: where the canary goes and how a row is made. */
+export interface DatasetTarget {
+  dataset: Dataset;
+  /** Quoted schema.table. */
+  table: string;
+  /** Quoted tenant column. */
+  tenantCol: string;
+  /** Column carrying the canary marker (unquoted name, for the HTTP paths), quoted form in `markerSql`. */
+  markerCol: string;
+  markerSql: string;
+  /** NOT NULL columns without a default, other than the tenant and marker columns: SQL value per column. */
+  required: Array<{ column: string; value: string }>;
+  /** Set when the dataset cannot carry a canary: every probe on it is skipped with this reason. */
+  skipped?: string;
+}
+
+interface ColumnInfo {
+  column_name: string;
+  data_type: string;
+  is_nullable: string;
+  column_default: string | null;
+  is_identity: string;
+  is_generated: string;
+  character_maximum_length: number | null;
+}
+
+/** Read the table's columns and pick a marker column and values for required columns. */
+export async function describeTarget(owner: Database, dataset: Dataset, markerLength: number): Promise<DatasetTarget> {
+  const cols = (
+    await owner.query<ColumnInfo>(
+      `SELECT column_name::text, data_type::text, is_nullable::text, column_default::text, is_identity::text, is_generated::text, character_maximum_length::int
+         FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
+      [dataset.schema, dataset.table],
+    )
+  ).rows;
+  const base: DatasetTarget = {
+    dataset,
+    table: qualified(dataset.schema, dataset.table),
+    tenantCol: ident(dataset.tenantColumn),
+    markerCol: '',
+    markerSql: '',
+    required: [],
+  };
+  if (cols.length === 0) return { ...base, skipped: `table ${dataset.schema}.${dataset.table} not found` };
+  const usable = (c: ColumnInfo) =>
+    TEXT_TYPES.has(c.data_type) &&
+    c.column_name !== dataset.tenantColumn &&
+    c.is_generated !== 'ALWAYS' &&
+    dataset.columns[c.column_name]?.access !== 'restricted' &&
+    !dataset.columns[c.column_name]?.mask &&
+    (c.character_maximum_length === null || c.character_maximum_length >= markerLength);
+  const marker = cols.find((c) => usable(c) && dataset.dimensions.includes(c.column_name)) ?? cols.find(usable);
+  if (!marker) return { ...base, skipped: 'no unmasked, unrestricted text column to carry a canary' };
+  const required: DatasetTarget['required'] = [];
+  for (const c of cols) {
+    if (c.column_name === dataset.tenantColumn || c.column_name === marker.column_name) continue;
+    if (c.is_nullable === 'YES' || c.column_default !== null || c.is_identity === 'YES' || c.is_generated === 'ALWAYS') continue;
+    let value: string;
+    if (TEXT_TYPES.has(c.data_type)) value = `'tg'`;
+    else if (NUMBER_TYPES.has(c.data_type)) value = '0';
+    else if (c.data_type === 'boolean') value = 'false';
+    else if (TIME_TYPES.has(c.data_type)) value = 'now()';
+    else return { ...base, skipped: `required column ${c.column_name} has type ${c.data_type}, which verify cannot fill (supported: text, varchar, numeric, int, timestamptz, bool)` };
+    required.push({ column: c.column_name, value });
+  }
+  return { ...base, markerCol: marker.column_name, markerSql: ident(marker.column_name), required };
+}
+
+/** `INSERT` of one row for `$1` tenant with `$2` marker. */
+export function insertSql(t: DatasetTarget): string {
+  const cols = [t.tenantCol, t.markerSql, ...t.required.map((r) => ident(r.column))];
+  const vals = ['$1', '$2', ...t.required.map((r) => r.value)];
+  return `INSERT INTO ${t.table} (${cols.join(', ')}) VALUES (${vals.join(', ')})`;
+}
+
+export class Canaries {
+  /** Every marker of this run starts with this prefix; cleanup removes all of them. */
+  readonly prefix = `tg-canary-${randomBytes(4).toString('hex')}-`;
+  private readonly markers = new Map<string, string>();
+  private readonly planted: DatasetTarget[] = [];
+  count = 0;
+
+  constructor(private readonly owner: Database) {}
+
+  /** Longest marker this run makes (for choosing a column). */
+  markerLength(tenants: number): number {
+    return this.prefix.length + String(tenants).length + 6;
+  }
+
+  marker(tenant: string): string {
+    let m = this.markers.get(tenant);
+    if (!m) this.markers.set(tenant, (m = `${this.prefix}${this.markers.size}`));
+    return m;
+  }
+
+  /** As the owner: one canary row per tenant in the dataset. */
+  async plant(t: DatasetTarget, tenants: string[]): Promise<void> {
+    if (t.skipped) return;
+    this.planted.push(t);
+    for (const tenant of tenants) {
+      await this.owner.query(insertSql(t), [tenant, this.marker(tenant)]);
+      this.count++;
+    }
+  }
+
+  /** The rows of this run still in the dataset, as the owner (probes use it to check writes). */
+  async present(t: DatasetTarget, tenant: string): Promise<number> {
+    const r = await this.owner.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t.table} WHERE ${t.markerSql} = $1 AND ${t.tenantCol}::text = $2`, [this.marker(tenant), tenant]);
+    return r.rows[0]?.n ?? 0;
+  }
+
+  /** Remove every row carrying this run's prefix (canaries, and anything a leaking probe wrote). */
+  async removeAll(): Promise<number> {
+    let removed = 0;
+    for (const t of this.planted) {
+      const r = await this.owner.query(`DELETE FROM ${t.table} WHERE left(${t.markerSql}, $2) = $1`, [this.prefix, this.prefix.length]);
+      removed += r.rowCount ?? 0;
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,185 @@
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config/types.ts';
+import { openDatabase, type Database } from '../db/database.ts';
+import type { TenantGate } from '../gate.ts';
+import { createApiKey, revokeApiKey } from '../identify/api-keys.ts';
+import type { Names } from '../provision/names.ts';
+import { Canaries, describeTarget, type DatasetTarget } from './canaries.ts';
+import { PGLITE_GAP, PROBES, type HttpContext, type Outcome, type Probe, type ProbeContext, type ProbePath } from './probes.ts';
+
+export interface VerifyOptions {
+  config: Config;
+  names: Names;
+  /** Owner connection (database.url): plants and removes canaries, creates and revokes probe keys. */
+  owner: Database;
+  /** The library engine as the gateway login. */
+  gate: TenantGate;
+  secret: Buffer;
+  /** A running gateway to probe over HTTP. */
+  url?: string;
+  /** At most this many ordered tenant pairs (default 100); all pairs when there are fewer. */
+  pairs?: number;
+  /** Log in as a direct login (default: the owner URL with the login's user and password). */
+  connectAs?: (user: string, password: string) => Promise<Database>;
+  /** Only these probe ids (default all). */
+  only?: string[];
+}
+
+export interface ProbeResult {
+  probe: string;
+  path: ProbePath;
+  a: string;
+  b: string;
+  dataset: string;
+  status: Outcome['status'];
+  detail?: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  probes: number;
+  tenants: number;
+  pairs: { covered: number; total: number; list: Array<[string, string]> };
+  datasets: Array<{ name: string; marker_column?: string; skipped?: string }>;
+  canaries: { planted: number; removed: number };
+  summary: { pass: number; leak: number; skipped: number };
+  results: ProbeResult[];
+  ms: number;
+}
+
+export const DEFAULT_PAIRS = 100;
+
+/** Ordered pairs (A, B), A ≠ B: all of them, or a random sample of `cap`. */
+export function samplePairs(tenants: string[], cap: number): { list: Array<[string, string]>; total: number } {
+  const all: Array<[string, string]> = [];
+  const total = tenants.length * (tenants.length - 1);
+  if (total <= cap) {
+    for (const a of tenants) for (const b of tenants) if (a !== b) all.push([a, b]);
+    return { list: all, total };
+  }
+  const seen = new Set<string>();
+  // Each tenant acts as A once before any repeats, so a sample covers as many tenants as it can.
+  const order = [...tenants].sort(() => Math.random() - 0.5);
+  let i = 0;
+  while (all.length < cap) {
+    const a = order[i++ % order.length]!;
+    const b = tenants[Math.floor(Math.random() * tenants.length)]!;
+    if (a === b || seen.has(`${a}\u0000${b}`)) continue;
+    seen.add(`${a}\u0000${b}`);
+    all.push([a, b]);
+  }
+  return { list: all, total };
+}
+
+function defaultConnect(config: Config): (user: string, password: string) => Promise<Database> {
+  return (user, password) => {
+    const u = new URL(config.effective.database.url);
+    u.username = encodeURIComponent(user);
+    u.password = encodeURIComponent(password);
+    return openDatabase(u.toString(), { max: 1 });
+  };
+}
+
+export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
+  const started = Date.now();
+  const tenants = [...o.config.tenants.values()].filter((t) => t.status === 'active').map((t) => t.id);
+  const { list, total } = samplePairs(tenants, o.pairs ?? DEFAULT_PAIRS);
+  const involved = [...new Set(list.flat())];
+  const probes: Probe[] = o.only ? PROBES.filter((p) => o.only!.includes(p.id)) : PROBES;
+  const canaries = new Canaries(o.owner);
+  const targets: DatasetTarget[] = [];
+  for (const d of o.config.datasets) targets.push(await describeTarget(o.owner, d, canaries.markerLength(involved.length)));
+  const results: ProbeResult[] = [];
+  const keyIds: string[] = [];
+  const directs = new Map<string, Database | { skipped: string }>();
+  const https = new Map<string, HttpContext | undefined>();
+  const kind = o.gate.database.kind;
+  let removed = 0;
+
+  const roleFor = (tenant: string, access: 'read' | 'write') => {
+    const t = o.config.tenants.get(tenant)!;
+    return t.roles.find((r) => o.config.roles[r]?.access === access);
+  };
+  const directFor = async (a: string): Promise<Database | { skipped: string }> => {
+    if (kind === 'pglite') return { skipped: PGLITE_GAP };
+    let d = directs.get(a);
+    if (d) return d;
+    const role = roleFor(a, 'read') ?? o.config.tenants.get(a)!.roles.find((r) => o.config.roles[r]?.access !== 'platform');
+    if (!role) d = { skipped: 'tenant A has no tenant role for a direct login' };
+    else {
+      const created = await createApiKey(o.owner, o.config, o.names, o.secret, { tenant: a, role, dbLogin: true });
+      keyIds.push(created.key_id);
+      d = await (o.connectAs ?? defaultConnect(o.config))(created.db_login!.user, created.db_login!.password);
+    }
+    directs.set(a, d);
+    return d;
+  };
+  const httpFor = async (a: string): Promise<HttpContext | undefined> => {
+    if (!o.url) return undefined;
+    if (https.has(a)) return https.get(a);
+    const mk = async (role: string | undefined) => {
+      if (!role) return undefined;
+      const k = await createApiKey(o.owner, o.config, o.names, o.secret, { tenant: a, role });
+      keyIds.push(k.key_id);
+      return k.key;
+    };
+    const readKey = await mk(roleFor(a, 'read'));
+    const writeKey = await mk(roleFor(a, 'write'));
+    const h = readKey ? { url: o.url, header: o.config.effective.identity.tenant_header, readKey, ...(writeKey ? { writeKey } : {}) } : undefined;
+    https.set(a, h);
+    return h;
+  };
+
+  try {
+    for (const t of targets) await canaries.plant(t, involved);
+    for (const [a, b] of list) {
+      for (const t of targets) {
+        const base = { a, b, dataset: t.dataset.name };
+        if (t.skipped) {
+          for (const p of probes) results.push({ ...base, probe: p.id, path: p.path, status: 'skipped', detail: t.skipped });
+          continue;
+        }
+        const needsDirect = probes.some((p) => p.path === 'direct');
+        const needsHttp = probes.some((p) => p.path === 'http');
+        const ctx: ProbeContext = {
+          a,
+          b,
+          unknown: `tgverify_${randomBytes(4).toString('hex')}`,
+          t,
+          canaries,
+          gate: o.gate,
+          names: o.names,
+          kind,
+          ...(needsDirect ? { direct: await directFor(a) } : {}),
+          ...(needsHttp ? { http: await httpFor(a) } : {}),
+        };
+        for (const p of probes) {
+          let out: Outcome;
+          try {
+            out = await p.run(ctx);
+          } catch (err) {
+            out = { status: 'skipped', reason: `probe failed to run: ${(err as Error).message}` };
+          }
+          results.push({ ...base, probe: p.id, path: p.path, status: out.status, ...(out.status === 'LEAK' ? { detail: out.detail } : out.status === 'skipped' ? { detail: out.reason } : {}) });
+        }
+      }
+    }
+  } finally {
+    for (const d of directs.values()) if ('close' in d) await d.close().catch(() => {});
+    for (const id of keyIds) await revokeApiKey(o.owner, id).catch(() => {});
+    removed = await canaries.removeAll();
+  }
+  const summary = { pass: 0, leak: 0, skipped: 0 };
+  for (const r of results) summary[r.status === 'LEAK' ? 'leak' : r.status]++;
+  return {
+    ok: summary.leak === 0,
+    probes: probes.length,
+    tenants: involved.length,
+    pairs: { covered: list.length, total, list },
+    datasets: targets.map((t) => ({ name: t.dataset.name, ...(t.skipped ? { skipped: t.skipped } : { marker_column: t.markerCol }) })),
+    canaries: { planted: canaries.count, removed },
+    summary,
+    results,
+    ms: Date.now() - started,
+  };
+}
