@@ -34,7 +34,33 @@ export function atLeast(s: Severity, min: Severity): boolean {
   return SEVERITIES.indexOf(s) >= SEVERITIES.indexOf(min);
 }
 
-/** `schema.table` of every dataset, and the tenant column each uses. */
-export function datasetTables(config: Config): Array<{ schema: string; table: string; tenantColumn: string; name: string }> {
-  return config.datasets.map((d) => ({ schema: d.schema, table: d.table, tenantColumn: d.tenantColumn, name: d.name }));
+
+/** `schema.table` of every dataset table (as text, for `to_regclass`). */
+export function tableNames(config: Config): string[] {
+  return config.datasets.map((d) => `${d.schema}.${d.table}`);
 }
+
+/** A LIKE pattern for every role under the tenantgate prefix. */
+export function prefixRolePattern(names: Names): string {
+  return `${names.prefix.replace(/[\\%_]/g, '\\$&')}\\_%`;
+}
+
+/** "a, b, c, d, e and 3 more": role lists in messages stay short. */
+export function listRoles(roles: string[]): string {
+  return `${roles.slice(0, 5).join(', ')}${roles.length > 5 ? ` and ${roles.length - 5} more` : ''}`;
+}
+
+/**
+ * SQL (the start of a WITH RECURSIVE) naming `over(oid, base)`: the dataset tables ($1, text[])
+ * and every relation whose rewrite rule reads one of them, directly or through other views.
+ */
+export const OVER_DATASETS_CTE = `WITH RECURSIVE base AS (
+         SELECT to_regclass(t)::oid AS oid, t AS base FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL
+       ), over(oid, base) AS (
+         SELECT oid, base FROM base
+         UNION
+         SELECT rw.ev_class, o.base
+           FROM over o
+           JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = o.oid AND d.classid = 'pg_rewrite'::regclass
+           JOIN pg_rewrite rw ON rw.oid = d.objid AND rw.ev_class <> o.oid
+       )`;

@@ -1,4 +1,4 @@
-import type { Check, Finding } from '../finding.ts';
+import { type Check, type Finding, tableNames } from '../finding.ts';
 
 /** Unique constraints and foreign keys without the tenant column are existence oracles across tenants (and FKs can point into another tenant). */
 export const crossTenantKeys: Check = {
@@ -12,7 +12,7 @@ export const crossTenantKeys: Check = {
          JOIN pg_constraint c ON c.conrelid = to_regclass(t.tbl)
         WHERE c.contype IN ('u', 'p', 'f') AND to_regclass(t.tbl) IS NOT NULL
         ORDER BY 1, 2`,
-      [config.datasets.map((d) => `${d.schema}.${d.table}`), config.datasets.map((d) => d.tenantColumn)],
+      [tableNames(config), config.datasets.map((d) => d.tenantColumn)],
     );
     const out: Finding[] = [];
     for (const row of r.rows) {

@@ -1,4 +1,4 @@
-import type { Check } from '../finding.ts';
+import { type Check, listRoles, prefixRolePattern, tableNames } from '../finding.ts';
 
 /**
  * Extended statistics objects (CREATE STATISTICS) on dataset tables: their most-common-value lists
@@ -12,8 +12,8 @@ export const extendedStatistics: Check = {
   id: 'TG017',
   title: 'extended planner statistics on dataset tables readable by tenantgate roles',
   async run({ db, config, names }) {
-    const tables = config.datasets.map((d) => `${d.schema}.${d.table}`);
-    const like = `${names.prefix.replace(/[\\%_]/g, '\\$&')}\\_%`;
+    const tables = tableNames(config);
+    const like = prefixRolePattern(names);
     const r = await db.query<{ stat: string; tbl: string; roles: string[] }>(
       `SELECT quote_ident(n.nspname) || '.' || quote_ident(s.stxname) AS stat, s.stxrelid::regclass::text AS tbl,
               ARRAY(SELECT r.rolname::text FROM pg_roles r
@@ -34,7 +34,7 @@ export const extendedStatistics: Check = {
         id: this.id,
         severity: 'medium' as const,
         object: `statistics ${row.stat}`,
-        message: `${row.stat} keeps extended statistics on ${row.tbl} (most-common value combinations across all tenants), and ${row.roles.slice(0, 5).join(', ')}${row.roles.length > 5 ? ` and ${row.roles.length - 5} more` : ''} can select every column it covers: pg_stats_ext and planner estimates can reveal other tenants' values`,
+        message: `${row.stat} keeps extended statistics on ${row.tbl} (most-common value combinations across all tenants), and ${listRoles(row.roles)} can select every column it covers: pg_stats_ext and planner estimates can reveal other tenants' values`,
         fix: `DROP STATISTICS ${row.stat}; -- or keep it only on columns no tenantgate role can read`,
       }));
   },

@@ -1,11 +1,11 @@
-import type { Check, Finding } from '../finding.ts';
+import { type Check, type Finding, tableNames } from '../finding.ts';
 
 /** Policies on tenant tables that widen access: always true, write policies without WITH CHECK, direct-login policies keyed on a setting. */
 export const policies: Check = {
   id: 'TG005',
   title: 'permissive, always-true or unchecked policies on dataset tables',
   async run({ db, config, names }) {
-    const tables = config.datasets.map((d) => `${d.schema}.${d.table}`);
+    const tables = tableNames(config);
     const r = await db.query<{ tbl: string; polname: string; cmd: string; permissive: boolean; roles: string[]; qual: string | null; chk: string | null }>(
       `SELECT c.oid::regclass::text AS tbl, p.polname, p.polcmd AS cmd, p.polpermissive AS permissive,
               ARRAY(SELECT CASE WHEN o = 0 THEN 'public' ELSE pg_get_userbyid(o)::text END FROM unnest(p.polroles) o)::text[] AS roles,

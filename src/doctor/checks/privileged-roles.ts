@@ -1,12 +1,12 @@
 import { ident } from '../../db/sql.ts';
-import type { Check } from '../finding.ts';
+import { type Check, tableNames } from '../finding.ts';
 
 /** Roles that can reach tenant data while bypassing RLS: superusers and BYPASSRLS roles that hold a privilege on a dataset table. */
 export const privilegedRoles: Check = {
   id: 'TG001',
   title: 'roles that bypass row level security and can reach tenant data',
   async run({ db, config }) {
-    const tables = config.datasets.map((d) => `${d.schema}.${d.table}`);
+    const tables = tableNames(config);
     const r = await db.query<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean; tbl: string }>(
       `SELECT r.rolname, r.rolsuper, r.rolbypassrls, t.tbl
          FROM pg_roles r CROSS JOIN unnest($1::text[]) AS t(tbl)

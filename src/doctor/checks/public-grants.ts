@@ -1,5 +1,5 @@
 import { ident } from '../../db/sql.ts';
-import type { Check, Finding } from '../finding.ts';
+import { type Check, type Finding, listRoles, prefixRolePattern, tableNames } from '../finding.ts';
 
 /**
  * CREATE on a schema that holds a dataset table lets a role plant objects beside it (functions and
@@ -10,8 +10,8 @@ export const publicGrants: Check = {
   id: 'TG012',
   title: 'PUBLIC grants on dataset tables and CREATE on their schemas',
   async run({ db, config, names }) {
-    const tables = config.datasets.map((d) => `${d.schema}.${d.table}`);
-    const like = `${names.prefix.replace(/[\\%_]/g, '\\$&')}\\_%`;
+    const tables = tableNames(config);
+    const like = prefixRolePattern(names);
     const schemas = await db.query<{ schema: string; public_create: boolean; roles: string[] }>(
       `SELECT n.nspname AS schema,
               EXISTS (SELECT 1 FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
@@ -30,7 +30,7 @@ export const publicGrants: Check = {
       if (row.public_create) {
         out.push({ id: this.id, severity: 'high', object, message: `PUBLIC has CREATE on schema ${row.schema}, which holds dataset tables: any role can plant objects beside them (shadowing functions and operators their policies use)`, fix: `REVOKE CREATE ON SCHEMA ${ident(row.schema)} FROM PUBLIC;` });
       } else if (row.roles.length > 0) {
-        out.push({ id: this.id, severity: 'high', object, message: `tenantgate roles have CREATE on schema ${row.schema}, which holds dataset tables: ${row.roles.slice(0, 5).join(', ')}${row.roles.length > 5 ? ` and ${row.roles.length - 5} more` : ''}`, fix: `REVOKE CREATE ON SCHEMA ${ident(row.schema)} FROM ${row.roles.slice(0, 20).map(ident).join(', ')};` });
+        out.push({ id: this.id, severity: 'high', object, message: `tenantgate roles have CREATE on schema ${row.schema}, which holds dataset tables: ${listRoles(row.roles)}`, fix: `REVOKE CREATE ON SCHEMA ${ident(row.schema)} FROM ${row.roles.slice(0, 20).map(ident).join(', ')};` });
       }
     }
     const grants = await db.query<{ tbl: string; privs: string[] }>(

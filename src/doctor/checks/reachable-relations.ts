@@ -1,5 +1,5 @@
 import { ident } from '../../db/sql.ts';
-import type { Check, Finding } from '../finding.ts';
+import { type Check, type Finding, OVER_DATASETS_CTE, listRoles, prefixRolePattern, tableNames } from '../finding.ts';
 
 /**
  * Relations next to a dataset table that a tenantgate role can read around its row level security:
@@ -11,23 +11,14 @@ export const reachableRelations: Check = {
   id: 'TG015',
   title: 'materialized views, child tables and owned sequences of dataset tables readable by tenantgate roles',
   async run({ db, config, names }) {
-    const tables = config.datasets.map((d) => `${d.schema}.${d.table}`);
-    const like = `${names.prefix.replace(/[\\%_]/g, '\\$&')}\\_%`;
-    const list = (roles: string[]) => `${roles.slice(0, 5).join(', ')}${roles.length > 5 ? ` and ${roles.length - 5} more` : ''}`;
+    const tables = tableNames(config);
+    const like = prefixRolePattern(names);
+    const list = listRoles;
     const out: Finding[] = [];
 
     // Materialized views over a dataset table, directly or through views, and child tables without RLS.
     const rel = await db.query<{ rel: string; kind: string; base: string; roles: string[] }>(
-      `WITH RECURSIVE base AS (
-         SELECT to_regclass(t)::oid AS oid, t AS base FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL
-       ), over(oid, base) AS (
-         SELECT oid, base FROM base
-         UNION
-         SELECT rw.ev_class, o.base
-           FROM over o
-           JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = o.oid AND d.classid = 'pg_rewrite'::regclass
-           JOIN pg_rewrite rw ON rw.oid = d.objid AND rw.ev_class <> o.oid
-       ), kids(oid, base) AS (
+      `${OVER_DATASETS_CTE}, kids(oid, base) AS (
          SELECT oid, base FROM base
          UNION
          SELECT i.inhrelid, k.base FROM kids k JOIN pg_inherits i ON i.inhparent = k.oid

@@ -1,5 +1,5 @@
 import { ident } from '../../db/sql.ts';
-import type { Check } from '../finding.ts';
+import { type Check, listRoles, prefixRolePattern } from '../finding.ts';
 
 /** Columns the config marks `access: restricted` must not be readable by any tenantgate role, by a table-wide or a column grant. */
 export const restrictedColumns: Check = {
@@ -12,7 +12,7 @@ export const restrictedColumns: Check = {
         .map(([col]) => ({ tbl: `${d.schema}.${d.table}`, col })),
     );
     if (pairs.length === 0) return [];
-    const like = `${names.prefix.replace(/[\\%_]/g, '\\$&')}\\_%`;
+    const like = prefixRolePattern(names);
     const r = await db.query<{ tbl: string; col: string; roles: string[] }>(
       `SELECT a.attrelid::regclass::text AS tbl, a.attname::text AS col,
               ARRAY(SELECT r.rolname::text FROM pg_roles r
@@ -29,7 +29,7 @@ export const restrictedColumns: Check = {
         id: this.id,
         severity: 'critical' as const,
         object: `column ${row.tbl}.${row.col}`,
-        message: `${row.tbl}.${row.col} is restricted in the config, but ${row.roles.slice(0, 5).join(', ')}${row.roles.length > 5 ? ` and ${row.roles.length - 5} more` : ''} can select it (a table-wide or column grant, or through PUBLIC or a membership)`,
+        message: `${row.tbl}.${row.col} is restricted in the config, but ${listRoles(row.roles)} can select it (a table-wide or column grant, or through PUBLIC or a membership)`,
         fix: `REVOKE SELECT ON TABLE ${row.tbl} FROM ${row.roles.slice(0, 20).map(ident).join(', ')}; -- then tenantgate apply restores the column grants`,
       }));
   },

@@ -1,5 +1,5 @@
 import { ident } from '../../db/sql.ts';
-import type { Check, Finding } from '../finding.ts';
+import { type Check, type Finding, listRoles } from '../finding.ts';
 
 /**
  * SECURITY DEFINER functions run as their owner: one a tenant-facing role (or PUBLIC) can execute
@@ -34,7 +34,7 @@ export const securityDefiner: Check = {
       if (row.schema !== 'tenantgate' && row.public_exec) {
         out.push({ id: this.id, severity: 'high', object, message: `${row.fn} is SECURITY DEFINER and PUBLIC can execute it: every role, tenant roles included, runs it with its owner's privileges, around row level security`, fix: `REVOKE EXECUTE ON FUNCTION ${row.fn} FROM PUBLIC;` });
       } else if (row.roles.length > 0) {
-        const shown = row.roles.slice(0, 5).join(', ') + (row.roles.length > 5 ? ` and ${row.roles.length - 5} more` : '');
+        const shown = listRoles(row.roles);
         out.push({ id: this.id, severity: 'high', object, message: `${row.fn} is SECURITY DEFINER and tenant-facing roles can execute it (${shown}): they run it with its owner's privileges, around row level security`, fix: `REVOKE EXECUTE ON FUNCTION ${row.fn} FROM ${row.roles.slice(0, 20).map(ident).join(', ')};` });
       }
       if (!row.pinned) {

@@ -1,4 +1,4 @@
-import type { Check } from '../finding.ts';
+import { type Check, tableNames } from '../finding.ts';
 
 /** Every dataset table needs an index whose first column is the tenant column, or each tenant query scans every tenant. */
 export const tenantIndex: Check = {
@@ -13,7 +13,7 @@ export const tenantIndex: Check = {
                        WHERE i.indrelid = to_regclass(t.tbl) AND a.attname = t.col AND i.indcollation[0] = 'pg_catalog."C"'::regcollation
                          AND a.attcollation <> 'pg_catalog."C"'::regcollation) AS c_collation
          FROM unnest($1::text[], $2::text[]) AS t(tbl, col) WHERE to_regclass(t.tbl) IS NOT NULL`,
-      [config.datasets.map((d) => `${d.schema}.${d.table}`), config.datasets.map((d) => d.tenantColumn)],
+      [tableNames(config), config.datasets.map((d) => d.tenantColumn)],
     );
     return r.rows.flatMap((row) =>
       row.ok && !row.c_collation

@@ -1,4 +1,4 @@
-import type { Check } from '../finding.ts';
+import { type Check, OVER_DATASETS_CTE, listRoles, prefixRolePattern, tableNames } from '../finding.ts';
 
 /**
  * A view runs with its owner's privileges (unless `security_invoker`, PG15+), so row level security
@@ -9,20 +9,11 @@ export const viewsSecurityInvoker: Check = {
   id: 'TG010',
   title: 'views over dataset tables without security_invoker that tenantgate roles can read',
   async run({ db, config, names }) {
-    const tables = config.datasets.map((d) => `${d.schema}.${d.table}`);
-    const like = `${names.prefix.replace(/[\\%_]/g, '\\$&')}\\_%`;
+    const tables = tableNames(config);
+    const like = prefixRolePattern(names);
     // Views that depend on a dataset table, directly or through other views.
     const r = await db.query<{ view: string; base: string; roles: string[] }>(
-      `WITH RECURSIVE base AS (
-         SELECT to_regclass(t)::oid AS oid, t AS base FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL
-       ), over(oid, base) AS (
-         SELECT oid, base FROM base
-         UNION
-         SELECT rw.ev_class, o.base
-           FROM over o
-           JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = o.oid AND d.classid = 'pg_rewrite'::regclass
-           JOIN pg_rewrite rw ON rw.oid = d.objid AND rw.ev_class <> o.oid
-       )
+      `${OVER_DATASETS_CTE}
        SELECT c.oid::regclass::text AS view, min(o.base) AS base,
               ARRAY(SELECT r.rolname::text FROM pg_roles r
                      WHERE (r.rolname LIKE $2 OR r.rolname = $3) AND has_any_column_privilege(r.oid, c.oid, 'SELECT')
@@ -40,7 +31,7 @@ export const viewsSecurityInvoker: Check = {
         id: this.id,
         severity: 'high' as const,
         object: `view ${row.view}`,
-        message: `${row.view} reads ${row.base} with its owner's privileges (no security_invoker), and ${row.roles.slice(0, 5).join(', ')}${row.roles.length > 5 ? ` and ${row.roles.length - 5} more` : ''} can select from it: row level security is checked against the owner, so it can return every tenant's rows`,
+        message: `${row.view} reads ${row.base} with its owner's privileges (no security_invoker), and ${listRoles(row.roles)} can select from it: row level security is checked against the owner, so it can return every tenant's rows`,
         fix: `ALTER VIEW ${row.view} SET (security_invoker = true);`,
       }));
   },
