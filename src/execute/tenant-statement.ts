@@ -41,7 +41,8 @@ class Batch extends QueryBase {
     private readonly statements: Statement[],
     rowMode?: 'array',
   ) {
-    super({ text: 'tenantgate batch', name: 'tenantgate_batch', values: [], ...(rowMode ? { rowMode } : {}) });
+    // queryMode 'extended' makes pg call prepare(); a name would be recorded as a prepared statement that never exists.
+    super({ text: 'tenantgate batch', queryMode: 'extended', values: [], ...(rowMode ? { rowMode } : {}) } as pg.QueryConfig);
   }
 
   /** Named statements this batch parses: recorded as prepared only once the server accepted the batch. */

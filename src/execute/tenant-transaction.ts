@@ -31,14 +31,54 @@ const CONTEXT_SQL = {
 /**
  * Sent at the end of every transaction (pipelined with COMMIT: no extra round trip). Session-
  * level state the callback may have left (SET ROLE, SET tenantgate.*, temp tables, which
- * pg_temp would let shadow a dataset) must reach neither the next tenant's transaction on this
- * connection nor anything using the pool outside withTenant.
+ * pg_temp would let shadow a dataset, WITH HOLD cursors holding its rows, LISTENs, advisory
+ * locks, sequence caches) must reach neither the next tenant's transaction on this connection
+ * nor anything using the pool outside withTenant. The last statement counts the prepared
+ * statements: SQL can DEALLOCATE the driver's named statements (tenantgate_context among
+ * them) and PREPARE its own under the same name, which the driver would then run blindly in
+ * the next tenant's transaction. Statements made by SQL (`from_sql`), or a count that differs
+ * from what the driver prepared, mean the connection is destroyed instead of reused.
  */
-const SCRUB = 'RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; DISCARD TEMP';
+const SCRUB =
+  // CLOSE ALL first: a WITH HOLD cursor is materialised at COMMIT, as whatever role is current then.
+  'CLOSE ALL; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; DISCARD TEMP; DISCARD SEQUENCES; UNLISTEN *; ' +
+  'SELECT pg_advisory_unlock_all(); SELECT count(*) FILTER (WHERE from_sql)::int AS by_sql, count(*)::int AS total FROM pg_prepared_statements';
 
+/** Named statements the driver believes this connection has prepared. */
+function driverPrepared(client: pg.PoolClient): number | undefined {
+  const parsed = (client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection?.parsedStatements;
+  return parsed ? Object.keys(parsed).length : undefined;
+}
+
+/** Whether the prepared statements on the connection are exactly the driver's own. */
+function preparedIntact(client: pg.PoolClient, results: unknown): boolean {
+  const list = Array.isArray(results) ? (results as pg.QueryResult[]) : [results as pg.QueryResult];
+  const row = list.find((r) => r?.fields?.some((f) => f.name === 'by_sql'))?.rows[0] as { by_sql: number; total: number } | undefined;
+  if (!row) return false;
+  const expected = driverPrepared(client);
+  return row.by_sql === 0 && (expected === undefined || row.total === expected);
+}
+
+/**
+ * Drop every prepared statement on the connection and make the driver forget its own, so each
+ * is parsed afresh. PGlite has one session that no pool can replace: it must be repaired.
+ */
+async function forgetPrepared(client: pg.PoolClient): Promise<boolean> {
+  const connection = (client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection;
+  if (!connection?.parsedStatements) return false;
+  try {
+    await client.query('DEALLOCATE ALL');
+  } catch {
+    return false;
+  }
+  connection.parsedStatements = {};
+  return true;
+}
+
+/** Scrub the session after a failed or foreign-ended transaction; false when it cannot be trusted again. */
 async function scrub(client: pg.PoolClient): Promise<boolean> {
   return client.query(SCRUB).then(
-    () => true,
+    async (r) => preparedIntact(client, r) || forgetPrepared(client),
     () => false,
   );
 }
@@ -108,8 +148,9 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
     await ready;
     if (broken) throw broken;
     open = false;
-    await client.query(`${SCRUB}; COMMIT`);
-    client.release();
+    const ended = await client.query(`${SCRUB}; COMMIT`);
+    // Committed: the result stands either way; a tampered connection is repaired or closed, never reused as it is.
+    client.release(preparedIntact(client, ended) || (await forgetPrepared(client)) ? undefined : new Error('tenantgate: prepared statements changed by SQL; connection closed'));
     return result;
   } catch (err) {
     open = false;

@@ -147,4 +147,61 @@ describe.each(BACKENDS)('pooled connections on %s', (kind) => {
       await fx.db.query(`DELETE FROM public.orders WHERE region = 'Secret'`);
     }
   });
+
+  /**
+   * Session state a committed transaction leaves behind, met by the next tenant on the same
+   * connection. Each poison runs as acme_corp (write) and commits; then globex_inc reads, on the
+   * statement path and in withTenant, and must see exactly its own rows and context.
+   */
+  const LEFTOVERS: Array<[string, string[]]> = [
+    // The driver Binds its named context statement without re-parsing it: SQL that swaps the
+    // statement under the same name would pin the next transaction to acme_corp.
+    [
+      'the context statement of withTenant replaced by SQL PREPARE',
+      [
+        `DEALLOCATE tenantgate_context`,
+        `PREPARE tenantgate_context(text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', 'acme_corp', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true)`,
+      ],
+    ],
+    [
+      'the context statement of the one-statement path replaced by SQL PREPARE',
+      [
+        `DEALLOCATE tenantgate_context_1`,
+        `PREPARE tenantgate_context_1(text,text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', 'acme_corp', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true)`,
+      ],
+    ],
+    ['every prepared statement deallocated', [`DEALLOCATE ALL`]],
+    ['a WITH HOLD cursor over its rows', [`DECLARE tg_held CURSOR WITH HOLD FOR SELECT id, tenant_id FROM public.orders`]],
+    ['a session advisory lock', [`SELECT pg_advisory_lock(42)`]],
+    ['a LISTEN', [`LISTEN tg_channel`]],
+  ];
+
+  // PGlite runs gate.statement as a withTenant transaction: there is no one-statement context to replace.
+  it.each(LEFTOVERS.filter(([, p]) => kind === 'postgres' || !p.join().includes('context_1')))('%s does not reach the next tenant on that connection', async (_name, poison) => {
+    const single = kind === 'postgres' ? await createTenantGate({ config: fx.config, gatewayUrl: gatewayUrl(fx), secret: fx.secret, poolSize: 1, env: {} }) : gate;
+    const read = async () => {
+      const viaStatement = await single.statement({ tenant: 'globex_inc', access: 'read' }, { text: 'SELECT id, tenant_id FROM public.orders ORDER BY id', values: [] });
+      const viaTx = await single.withTenant({ tenant: 'globex_inc', access: 'read' }, async (db) => ({
+        rows: (await db.query<{ id: number; tenant_id: string }>('SELECT id, tenant_id FROM public.orders ORDER BY id')).rows,
+        cursors: (await db.query('SELECT name FROM pg_cursors')).rowCount,
+        locks: (await db.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`)).rowCount,
+        channels: (await db.query('SELECT pg_listening_channels()')).rowCount,
+      }));
+      return { statement: viaStatement.rows.map((r) => r['id']), ...viaTx, rows: viaTx.rows.map((r) => r.id) };
+    };
+    try {
+      await read(); // both paths have prepared their statements on this connection
+      const pid = await single.withTenant({ tenant: 'acme_corp', access: 'write' }, async (db) => {
+        const mac = (await db.query<{ m: string }>(`SELECT current_setting('tenantgate.mac') AS m`)).rows[0]!.m;
+        for (const s of poison) await db.query(s.replace('{mac}', mac));
+        return (await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      });
+      const seen = await read();
+      expect(seen).toEqual({ statement: expected.globex_inc, rows: expected.globex_inc, cursors: 0, locks: 0, channels: 0 });
+      // Not vacuous on a server: the pool of one handed globex_inc the poisoned connection, or a fresh one.
+      if (kind === 'postgres') expect(typeof pid).toBe('number');
+    } finally {
+      if (single !== gate) await single.close();
+    }
+  });
 });
