@@ -7,19 +7,12 @@ import { Identifier, type Credentials } from '../identify/identify.ts';
 import { createJwtVerifier } from '../identify/jwt.ts';
 import type { Principal } from '../identify/principal.ts';
 import { QueryCatalog } from '../plan/catalog.ts';
-import { compileSemantic } from '../plan/semantic/compile.ts';
-import { semanticQuerySchema } from '../plan/semantic/request.ts';
-import { SqlPlanner } from '../plan/sql/plan-sql.ts';
+import { QueryPlanner } from '../plan/planner.ts';
 import type { QueryAnswer } from '../plan/types.ts';
 import { resolveTenant, type TenantNames } from '../tenancy/resolve-tenant.ts';
 import { Timings } from './timings.ts';
-import { z } from 'zod';
 
-export const sqlQuerySchema = z.strictObject({
-  sql: z.string().min(1).max(100_000),
-  params: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).max(1000).default([]),
-  async: z.literal(false).optional(),
-});
+export { sqlQuerySchema } from '../plan/planner.ts';
 
 export interface GatewayRequest extends Credentials, TenantNames {}
 
@@ -34,14 +27,16 @@ export interface Caller {
  * execute. Each stage is one function and is timed. The HTTP server only adapts to it.
  */
 export class Gateway {
-  private readonly sqlPlanner = new SqlPlanner();
+  readonly planner: QueryPlanner;
 
   private constructor(
     readonly config: Config,
     readonly gate: TenantGate,
     private readonly identifier: Identifier,
     readonly catalog: QueryCatalog,
-  ) {}
+  ) {
+    this.planner = new QueryPlanner(config, catalog);
+  }
 
   static async create(options: { gate: TenantGate; secret: Buffer; env?: Record<string, string | undefined> }): Promise<Gateway> {
     const { gate } = options;
@@ -64,10 +59,7 @@ export class Gateway {
     const c = await this.caller(req, t);
     authorize(c.tenant, c.access, 'query');
     t.mark('authorize');
-    const q = parseBody(semanticQuerySchema, body);
-    const view = this.catalog.views(c.tenant).get(q.dataset);
-    if (!view) throw new TenantGateError('QUERY_INVALID', `unknown dataset "${q.dataset}"`);
-    const plan = compileSemantic(q, view, c.tenant, this.maxRows(c.tenant));
+    const plan = this.planner.semantic(body, c.tenant);
     t.mark('plan');
     const answer = await runPlan(this.gate, { tenant: c.tenant?.id ?? null, access: c.access }, plan);
     t.mark('execute');
@@ -76,17 +68,9 @@ export class Gateway {
 
   async sql(req: GatewayRequest, body: unknown, t: Timings): Promise<QueryAnswer> {
     const c = await this.caller(req, t);
-    const q = parseBody(sqlQuerySchema, body);
-    const write = c.access === 'write' || c.access === 'admin';
     authorize(c.tenant, c.access, 'sql_read');
     t.mark('authorize');
-    const plan = this.sqlPlanner.plan(q, {
-      views: this.catalog.views(c.tenant),
-      tenant: c.tenant,
-      write: write && c.tenant !== null,
-      maxRows: this.maxRows(c.tenant),
-      cacheKey: this.catalog.sqlCacheKey(c.tenant, c.access),
-    });
+    const plan = this.planner.sql(body, c.tenant, c.access);
     if (plan.write) authorize(c.tenant, c.access, 'sql_write');
     t.mark('plan');
     const answer = await runPlan(this.gate, { tenant: c.tenant?.id ?? null, access: c.access }, plan);
@@ -115,17 +99,4 @@ export class Gateway {
     const x = c.tenant;
     return { id: x.id, name: x.name, tier: x.tier, placement: x.placement, status: x.status, quotas: x.quotas, features: { sql_api: true, ...x.features }, access: c.access, role: c.principal.role };
   }
-
-  private maxRows(tenant: Tenant | null): number {
-    return tenant?.quotas.max_rows ?? this.config.effective.defaults.quotas.max_rows ?? 10000;
-  }
-}
-
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-  const what = issue?.code === 'unrecognized_keys' ? `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}` : (issue?.message ?? 'invalid body');
-  throw new TenantGateError('QUERY_INVALID', `${where}${what}`);
 }
