@@ -14,6 +14,8 @@ import { reachableRelations } from './checks/reachable-relations.ts';
 import { serverCve } from './checks/server-cve.ts';
 import { extendedStatistics } from './checks/extended-statistics.ts';
 import { missingRoles } from './checks/missing-roles.ts';
+import { largeObjects } from './checks/large-objects.ts';
+import { plainStatistics } from './checks/plain-statistics.ts';
 
 /** Every check, in report order. One file each under checks/. */
 export const CHECKS: Check[] = [
@@ -32,6 +34,8 @@ export const CHECKS: Check[] = [
   serverCve,
   extendedStatistics,
   missingRoles,
+  largeObjects,
+  plainStatistics,
 ];
 
 export async function runDoctor(ctx: DoctorContext): Promise<Finding[]> {

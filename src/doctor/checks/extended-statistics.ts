@@ -3,10 +3,11 @@ import { type Check, listRoles, prefixRolePattern, tableNames } from '../finding
 /**
  * Extended statistics objects (CREATE STATISTICS) on dataset tables: their most-common-value lists
  * and expression statistics (pg_stats_ext, pg_stats_ext_exprs) are gathered across all tenants and
- * feed the planner's row estimates. Plain pg_stats rows for columns a role may select are expected
- * with column grants and are not flagged. Flagged when a tenantgate role can select every column
- * the object covers (what pg_stats_ext requires to show it; it also hides it while RLS is active
- * for the reader, but the planner still uses the values in EXPLAIN estimates).
+ * feed the planner's row estimates. Flagged when a tenantgate role can select every column the object
+ * covers (what pg_stats_ext requires to show it; it also hides it while RLS is active for the reader,
+ * but the planner still uses the values in EXPLAIN estimates). Plain pg_stats rows are hidden the same
+ * way (their use in estimates remains, as on every RLS table, and is not flagged), so the view leaks
+ * them only from tables with a tenant column and RLS off: TG020 (plain-statistics.ts).
  */
 export const extendedStatistics: Check = {
   id: 'TG017',
