@@ -78,9 +78,11 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .command('verify')
     .description('plant canary rows and probe every path for cross-tenant leaks (see docs/security.md)')
     .option('--url <url>', 'a running gateway to probe over HTTP too')
-    .option('--pairs <n>', 'probe at most this many tenant pairs (sampled)', (v) => Number(v))
-    .action(async (opts: { url?: string; pairs?: number }) => {
+    .option('--pairs <n>', 'probe at most this many tenant pairs (sampled; default 100)', (v) => Number(v))
+    .option('--budget <seconds>', 'start no new tenant pair past this many seconds (0: no limit)', (v) => Number(v), 60)
+    .action(async (opts: { url?: string; pairs?: number; budget: number }) => {
       if (opts.pairs !== undefined && !(Number.isInteger(opts.pairs) && opts.pairs > 0)) throw new TenantGateError('USAGE', '--pairs takes a positive integer');
+      if (!(Number.isFinite(opts.budget) && opts.budget >= 0)) throw new TenantGateError('USAGE', '--budget takes a number of seconds (0: no limit)');
       const { runVerify } = await import('../verify/run.ts');
       const { formatReport } = await import('../verify/report.ts');
       const { createTenantGate } = await import('../gate.ts');
@@ -89,7 +91,18 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       const report = await withOwnerDb(config, async (owner) => {
         const gate = await createTenantGate({ config, secret, env: io.env, ...(owner.kind === 'pglite' ? { database: owner } : {}) });
         try {
-          return await runVerify({ config, names: resolveNames(config, io.env), owner, gate, secret, ...(opts.url ? { url: opts.url } : {}), ...(opts.pairs ? { pairs: opts.pairs } : {}) });
+          return await runVerify({
+            config,
+            names: resolveNames(config, io.env),
+            owner,
+            gate,
+            secret,
+            env: io.env,
+            ...(opts.url ? { url: opts.url } : {}),
+            ...(opts.pairs ? { pairs: opts.pairs } : {}),
+            ...(opts.budget > 0 ? { budgetMs: opts.budget * 1000 } : {}),
+            ...(globals().json ? {} : { onProgress: progress(io, 'verify: tenant pairs') }),
+          });
         } finally {
           await gate.close();
         }

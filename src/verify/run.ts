@@ -5,7 +5,10 @@ import type { TenantGate } from '../gate.ts';
 import { createApiKey, revokeApiKey } from '../identify/api-keys.ts';
 import type { Names } from '../provision/names.ts';
 import { Canaries, describeTarget, type DatasetTarget } from './canaries.ts';
-import { PGLITE_GAP, PROBES, type HttpContext, type Outcome, type Probe, type ProbeContext, type ProbePath } from './probes.ts';
+import { QueryCatalog } from '../plan/catalog.ts';
+import { QueryPlanner } from '../plan/planner.ts';
+import { jwtMinter } from './jwt-minter.ts';
+import { PGLITE_GAP, PROBES, type HttpContext, type Outcome, type Probe, type ProbeContext, type ProbePath } from './probes/index.ts';
 
 export interface VerifyOptions {
   config: Config;
@@ -19,10 +22,18 @@ export interface VerifyOptions {
   url?: string;
   /** At most this many ordered tenant pairs (default 100); all pairs when there are fewer. */
   pairs?: number;
+  /** Stop starting new pairs once the next one would end past this many ms from the start (the CLI's default is 60 s). */
+  budgetMs?: number;
+  /** Progress after each pair (done, of). */
+  onProgress?: (done: number, total: number) => void;
   /** Log in as a direct login (default: the owner URL with the login's user and password). */
   connectAs?: (user: string, password: string) => Promise<Database>;
   /** Only these probe ids (default all). */
   only?: string[];
+  /** The gateway's planner to test (default: built from the config and the live columns). */
+  planner?: QueryPlanner;
+  /** Environment (the JWT secret, when identity.jwt uses secret_env). */
+  env?: Record<string, string | undefined>;
 }
 
 export interface ProbeResult {
@@ -39,10 +50,11 @@ export interface VerifyReport {
   ok: boolean;
   probes: number;
   tenants: number;
-  pairs: { covered: number; total: number; list: Array<[string, string]> };
+  /** Pairs probed, of how many were sampled and how many exist; `stopped` when the time budget ended the run early. */
+  pairs: { covered: number; sampled: number; total: number; list: Array<[string, string]>; stopped?: 'time budget' };
   datasets: Array<{ name: string; marker_column?: string; skipped?: string }>;
   canaries: { planted: number; removed: number };
-  summary: { pass: number; leak: number; skipped: number };
+  summary: { pass: number; leak: number; skipped: number; error: number };
   results: ProbeResult[];
   ms: number;
 }
@@ -92,8 +104,11 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
   const results: ProbeResult[] = [];
   const keyIds: string[] = [];
   const directs = new Map<string, Database | { skipped: string }>();
-  const https = new Map<string, HttpContext | undefined>();
   const kind = o.gate.database.kind;
+  const planner = o.planner ?? new QueryPlanner(o.config, await QueryCatalog.load(o.config, o.owner));
+  const ownerBypassesRls = Boolean(
+    (await o.owner.query<{ b: boolean }>(`SELECT rolsuper OR rolbypassrls AS b FROM pg_roles WHERE rolname = current_user`)).rows[0]?.b,
+  );
   let removed = 0;
 
   const roleFor = (tenant: string, access: 'read' | 'write') => {
@@ -114,25 +129,43 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
     directs.set(a, d);
     return d;
   };
-  const httpFor = async (a: string): Promise<HttpContext | undefined> => {
-    if (!o.url) return undefined;
-    if (https.has(a)) return https.get(a);
-    const mk = async (role: string | undefined) => {
-      if (!role) return undefined;
-      const k = await createApiKey(o.owner, o.config, o.names, o.secret, { tenant: a, role });
-      keyIds.push(k.key_id);
-      return k.key;
-    };
-    const readKey = await mk(roleFor(a, 'read'));
-    const writeKey = await mk(roleFor(a, 'write'));
-    const h = readKey ? { url: o.url, header: o.config.effective.identity.tenant_header, readKey, ...(writeKey ? { writeKey } : {}) } : undefined;
-    https.set(a, h);
-    return h;
-  };
+  const minter = jwtMinter(o.config, o.env ?? {});
+  // API keys for the HTTP probes, made once per tenant and access, revoked afterwards.
+  const keys = new Map<string, Promise<string | undefined>>();
+  const http: HttpContext | undefined = o.url
+    ? {
+        url: o.url,
+        header: o.config.effective.identity.tenant_header,
+        key: (tenant, access) => {
+          const k = `${tenant}\u0000${access}`;
+          let made = keys.get(k);
+          if (!made) {
+            const role = roleFor(tenant, access);
+            made = role
+              ? createApiKey(o.owner, o.config, o.names, o.secret, { tenant, role }).then((c) => {
+                  keyIds.push(c.key_id);
+                  return c.key;
+                })
+              : Promise.resolve(undefined);
+            keys.set(k, made);
+          }
+          return made;
+        },
+        ...(minter ? { jwt: minter } : {}),
+      }
+    : undefined;
 
+  const done: Array<[string, string]> = [];
+  let stopped = false;
   try {
     for (const t of targets) await canaries.plant(t, involved);
     for (const [a, b] of list) {
+      // Each pair costs about the same: stop before one that would overrun the budget.
+      const perPair = done.length ? (Date.now() - started) / (done.length + 1) : 0;
+      if (o.budgetMs !== undefined && done.length > 0 && Date.now() + perPair > started + o.budgetMs) {
+        stopped = true;
+        break;
+      }
       for (const t of targets) {
         const base = { a, b, dataset: t.dataset.name };
         if (t.skipped) {
@@ -140,42 +173,48 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
           continue;
         }
         const needsDirect = probes.some((p) => p.path === 'direct');
-        const needsHttp = probes.some((p) => p.path === 'http');
         const ctx: ProbeContext = {
           a,
           b,
           unknown: `tgverify_${randomBytes(4).toString('hex')}`,
           t,
           canaries,
+          config: o.config,
           gate: o.gate,
           names: o.names,
           kind,
+          owner: o.owner,
+          ownerBypassesRls,
+          planner,
           ...(needsDirect ? { direct: await directFor(a) } : {}),
-          ...(needsHttp ? { http: await httpFor(a) } : {}),
+          ...(http ? { http } : {}),
         };
         for (const p of probes) {
           let out: Outcome;
           try {
             out = await p.run(ctx);
           } catch (err) {
-            out = { status: 'skipped', reason: `probe failed to run: ${(err as Error).message}` };
+            // Fail closed: a probe that cannot run proves nothing, and a hole could be what breaks it.
+            out = { status: 'error', reason: `probe failed to run: ${(err as Error).message}` };
           }
-          results.push({ ...base, probe: p.id, path: p.path, status: out.status, ...(out.status === 'LEAK' ? { detail: out.detail } : out.status === 'skipped' ? { detail: out.reason } : {}) });
+          results.push({ ...base, probe: p.id, path: p.path, status: out.status, ...(out.status === 'LEAK' ? { detail: out.detail } : out.status !== 'pass' ? { detail: out.reason } : {}) });
         }
       }
+      done.push([a, b]);
+      o.onProgress?.(done.length, list.length);
     }
   } finally {
     for (const d of directs.values()) if ('close' in d) await d.close().catch(() => {});
     for (const id of keyIds) await revokeApiKey(o.owner, id).catch(() => {});
     removed = await canaries.removeAll();
   }
-  const summary = { pass: 0, leak: 0, skipped: 0 };
+  const summary = { pass: 0, leak: 0, skipped: 0, error: 0 };
   for (const r of results) summary[r.status === 'LEAK' ? 'leak' : r.status]++;
   return {
-    ok: summary.leak === 0,
+    ok: summary.leak === 0 && summary.error === 0,
     probes: probes.length,
-    tenants: involved.length,
-    pairs: { covered: list.length, total, list },
+    tenants: new Set(done.flat()).size,
+    pairs: { covered: done.length, sampled: list.length, total, list: done, ...(stopped ? { stopped: 'time budget' as const } : {}) },
     datasets: targets.map((t) => ({ name: t.dataset.name, ...(t.skipped ? { skipped: t.skipped } : { marker_column: t.markerCol }) })),
     canaries: { planted: canaries.count, removed },
     summary,
