@@ -159,10 +159,13 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
   let stopped = false;
   try {
     for (const t of targets) await canaries.plant(t, involved);
+    const probing = Date.now();
+    // Cleanup (canaries, keys, logins) costs about what planting did: keep that much of the budget for it.
+    const deadline = started + (o.budgetMs ?? Infinity) - 2 * (probing - started) - 1000;
     for (const [a, b] of list) {
       // Each pair costs about the same: stop before one that would overrun the budget.
-      const perPair = done.length ? (Date.now() - started) / (done.length + 1) : 0;
-      if (o.budgetMs !== undefined && done.length > 0 && Date.now() + perPair > started + o.budgetMs) {
+      const perPair = done.length ? (Date.now() - probing) / done.length : 0;
+      if (done.length > 0 && Date.now() + perPair > deadline) {
         stopped = true;
         break;
       }
