@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createTenantGate, type TenantGate } from '../src/gate.ts';
 import { Gateway } from '../src/gateway/gateway.ts';
-import { Timings } from '../src/gateway/timings.ts';
 import { buildServer } from '../src/http/server.ts';
 import { createApiKey } from '../src/identify/api-keys.ts';
 import { compileSemantic } from '../src/plan/semantic/compile.ts';
@@ -368,10 +367,10 @@ async function measureLayers(
     },
     {
       key: 'N2',
-      label: 'whole pipeline without HTTP: `gateway.semantic({ apiKey }, body, new Timings())`',
+      label: 'whole pipeline without HTTP: `gateway.semantic(gateway.begin({ … apiKey }), body)`',
       op: () => {
         const { k, id } = next();
-        return gateway.semantic({ apiKey: k.key }, SEMANTIC_BODY(id), new Timings()).then((r) => {
+        return gateway.semantic(gateway.begin({ id: 'bench', endpoint: 'POST /v1/query', req: { apiKey: k.key } }), SEMANTIC_BODY(id)).then((r) => {
           if (r.row_count !== 1) throw new Error(`N2 returned ${r.row_count} rows`);
         });
       },

@@ -39,9 +39,15 @@ export interface TenantGate {
    * Run one statement as one tenant: on a server, context and statement under one Sync (one
    * round trip, an implicit transaction); on the embedded database, a withTenant transaction.
    * Only for statements tenantgate itself planned (the gateway's checked plans): arbitrary SQL
-   * belongs in withTenant, which scrubs the connection afterwards.
+   * belongs in withTenant, which scrubs the connection afterwards. With `after`, a second statement
+   * built from the first one's result runs in the same transaction (read-write: the durable audit
+   * record), two round trips instead of one.
    */
-  statement(scope: { tenant: string; access: AccessLevel }, query: { text: string; values: unknown[]; rowMode?: 'array' }): Promise<pg.QueryResult>;
+  statement(
+    scope: { tenant: string; access: AccessLevel },
+    query: { text: string; values: unknown[]; rowMode?: 'array' },
+    options?: { after?: (result: pg.QueryResult) => { text: string; values: unknown[] } },
+  ): Promise<pg.QueryResult>;
   close(): Promise<void>;
 }
 
@@ -90,10 +96,24 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     names,
     database: db,
     withTenant: (scope, fn) => runTenantTransaction(db.pool as pg.Pool, resolveScope(scope), fn),
-    statement: (scope, query) =>
-      db.kind === 'postgres'
+    statement: (scope, query, options = {}) => {
+      const { after } = options;
+      if (after) {
+        return runTenantTransaction(
+          db.pool,
+          resolveScope(scope),
+          async (c) => {
+            const r = await c.query(query as pg.QueryConfig);
+            await c.query(after(r) as pg.QueryConfig);
+            return r;
+          },
+          { writable: true },
+        );
+      }
+      return db.kind === 'postgres'
         ? runTenantStatement(db.pool, resolveScope(scope), query)
-        : runTenantTransaction(db.pool, resolveScope(scope), (c) => c.query(query as pg.QueryConfig)),
+        : runTenantTransaction(db.pool, resolveScope(scope), (c) => c.query(query as pg.QueryConfig));
+    },
     close: async () => {
       if (ownsDatabase) await db.close();
     },

@@ -1,7 +1,7 @@
 import type { AccessLevel, Tenant } from '../config/types.ts';
 import { TenantGateError } from '../errors/index.ts';
 
-export type Action = 'query' | 'sql_read' | 'sql_write' | 'describe';
+export type Action = 'query' | 'sql_read' | 'sql_write' | 'describe' | 'audit_read';
 
 /** Features a tenant has unless its config says `false`. */
 const DEFAULT_FEATURES: Record<string, boolean> = { sql_api: true };
@@ -13,4 +13,5 @@ export function authorize(tenant: Tenant | null, access: AccessLevel, action: Ac
     throw new TenantGateError('POLICY_DENIED', 'the SQL API is not enabled for this tenant');
   }
   if (action === 'sql_write' && access !== 'write' && access !== 'admin') throw new TenantGateError('POLICY_DENIED', 'writing needs write access');
+  if (action === 'audit_read' && access !== 'admin' && access !== 'platform') throw new TenantGateError('POLICY_DENIED', 'reading the audit trail needs tenant admin access');
 }

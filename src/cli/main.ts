@@ -209,6 +209,57 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       else io.stdout(`Revoked ${record.key_id}${record.db_login ? ` and dropped login ${record.db_login}` : ''}.\n`);
     });
 
+  const audit = program
+    .command('audit')
+    .description('search the audit trail (newest first); `audit verify` checks every hash chain')
+    .option('--tenant <id>', 'one tenant, all (default), or * (requests that named no tenant)')
+    .option('--since <time>', 'ISO time or age (15m, 2h, 7d)')
+    .option('--until <time>', 'ISO time or age')
+    .option('--code <code>', 'error code, e.g. TENANT_MISMATCH')
+    .option('--principal <principal>', 'key:<key id> or jwt:<subject>')
+    .option('--decision <decision>', 'allow, deny or error')
+    .option('--request-id <id>', 'one request')
+    .option('--limit <n>', 'at most this many events', (v) => Number(v), 100)
+    .action(async (opts: { tenant?: string; since?: string; until?: string; code?: string; principal?: string; decision?: string; requestId?: string; limit: number }) => {
+      const { searchAudit, formatEvents, eventsJson } = await import('./commands/audit.ts');
+      const config = await withConfig(io, globals());
+      const events = await withOwnerDb(config, (db) => searchAudit(db, config, opts));
+      if (globals().json) printJson(io, eventsJson(events));
+      else io.stdout(formatEvents(events));
+    });
+  audit
+    .command('verify')
+    .description('recompute every hash chain: exit 1 naming each edited, removed or reordered record')
+    .option('--tenant <id>', 'only this chain')
+    .action(async (opts: { tenant?: string }) => {
+      const { verifyChains, formatChainReport } = await import('./commands/audit.ts');
+      const config = await withConfig(io, globals());
+      const report = await withOwnerDb(config, (db) =>
+        verifyChains(db, { ...(opts.tenant ? { tenant: opts.tenant } : {}), ...(globals().json ? {} : { onProgress: (n) => io.isTTY && io.stderr(`\raudit verify: ${n} records`) }) }),
+      );
+      if (io.isTTY && !globals().json) io.stderr('\n');
+      if (globals().json) printJson(io, report);
+      else io.stdout(formatChainReport(report));
+      if (!report.ok) exit = 1;
+    });
+  audit
+    .command('prune')
+    .description('drop records older than audit.retention_days now (the gateway also does it hourly); chains stay verifiable')
+    .option('--dry-run', 'count what would go')
+    .action(async (opts: { dryRun?: boolean }) => {
+      const { pruneAudit } = await import('../audit/store.ts');
+      const config = await withConfig(io, globals());
+      const removed = await withOwnerDb(config, async (db) => {
+        if (opts.dryRun) {
+          const r = await db.query<{ n: string }>(`SELECT count(*) AS n FROM tenantgate.audit_log WHERE at < now() - make_interval(days => $1)`, [config.effective.audit.retention_days]);
+          return Number(r.rows[0]?.n ?? 0);
+        }
+        return pruneAudit(db);
+      });
+      if (globals().json) printJson(io, { removed, dry_run: Boolean(opts.dryRun), retention_days: config.effective.audit.retention_days });
+      else io.stdout(`${opts.dryRun ? 'Would remove' : 'Removed'} ${removed} audit record(s) older than ${config.effective.audit.retention_days} days.\n`);
+    });
+
   program
     .command('start')
     .description('provision the demo catalog on the embedded database, then serve the gateway')

@@ -35,5 +35,17 @@ export const DEFAULTS = {
     },
   },
   quota_store: 'memory',
-  audit: { retention_days: 400 },
+  audit: {
+    retention_days: 400,
+    /** batched: written off the hot path; durable: in the request's own transaction. */
+    mode: 'batched',
+    flush_interval_ms: 200,
+    batch_size: 500,
+    buffer_limit: 20_000,
+  },
+  /** audit.security_webhook, when set: POSTs of security events, retried with backoff. */
+  security_webhook: { retries: 5, timeout_ms: 5_000 },
+  /** Per-tenant series for the top N tenants by traffic, the rest as `other`; startup refuses a config over the budget. */
+  /** `public`: /metrics without a platform credential (tenant ids are labels there; only on a private interface). */
+  metrics: { top_tenants: 20, series_budget: 5_000, public: false },
 } as const;

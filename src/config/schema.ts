@@ -112,8 +112,28 @@ export const configSchema = z.strictObject({
   tenants: z.array(tenantSchema).default([]),
   quota_store: z.string().default(DEFAULTS.quota_store),
   audit: z
-    .strictObject({ retention_days: z.number().int().positive().default(DEFAULTS.audit.retention_days) })
+    .strictObject({
+      retention_days: z.number().int().positive().default(DEFAULTS.audit.retention_days),
+      mode: z.enum(['batched', 'durable']).default(DEFAULTS.audit.mode),
+      flush_interval_ms: z.number().int().min(10).max(60_000).default(DEFAULTS.audit.flush_interval_ms),
+      batch_size: z.number().int().min(1).max(5_000).default(DEFAULTS.audit.batch_size),
+      buffer_limit: z.number().int().min(1).max(1_000_000).default(DEFAULTS.audit.buffer_limit),
+      security_webhook: z
+        .strictObject({
+          url_env: z.string().min(1),
+          retries: z.number().int().min(0).max(20).default(DEFAULTS.security_webhook.retries),
+          timeout_ms: z.number().int().min(100).max(60_000).default(DEFAULTS.security_webhook.timeout_ms),
+        })
+        .optional(),
+    })
     .default({ ...DEFAULTS.audit }),
+  metrics: z
+    .strictObject({
+      top_tenants: z.number().int().min(0).max(1_000).default(DEFAULTS.metrics.top_tenants),
+      series_budget: z.number().int().min(100).max(1_000_000).default(DEFAULTS.metrics.series_budget),
+      public: z.boolean().default(DEFAULTS.metrics.public),
+    })
+    .default({ ...DEFAULTS.metrics }),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

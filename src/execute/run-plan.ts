@@ -35,23 +35,40 @@ const ECHO_MESSAGE = new Set(['42703', '42883', '42804', '42803', '42702', '4272
  * only when it can only echo the caller's own input (a unique violation's detail could name
  * another tenant's key, so it never is).
  */
-export async function runPlan(gate: TenantGate, scope: { tenant: string | null; access: AccessLevel }, plan: QueryPlan): Promise<QueryAnswer> {
+export async function runPlan(
+  gate: TenantGate,
+  scope: { tenant: string | null; access: AccessLevel },
+  plan: QueryPlan,
+  options: { durable?: (answer: QueryAnswer) => { text: string; values: unknown[] } } = {},
+): Promise<QueryAnswer> {
   const access: AccessLevel = scope.tenant === null ? 'platform' : plan.write ? (scope.access === 'admin' ? 'admin' : 'write') : scope.access;
+  const { durable } = options;
   try {
-    const result = await gate.statement({ tenant: scope.tenant ?? ALL_TENANTS, access }, { text: plan.sql, values: plan.params, rowMode: 'array' });
-    const rows = (result.rows as unknown as unknown[][]) ?? [];
-    numbersWhereExact(rows, result.fields ?? []);
-    const truncated = !plan.write && rows.length > plan.maxRows;
-    const kept = truncated ? rows.slice(0, plan.maxRows) : rows;
-    return {
-      columns: (result.fields ?? []).map((f) => f.name),
-      rows: kept,
-      row_count: plan.write && result.fields?.length === 0 ? (result.rowCount ?? 0) : kept.length,
-      truncated,
-    };
+    const result = await gate.statement(
+      { tenant: scope.tenant ?? ALL_TENANTS, access },
+      { text: plan.sql, values: plan.params, rowMode: 'array' },
+      // Durable audit: the record goes into the request's own transaction, so no answer (and no
+      // write) exists without it.
+      durable ? { after: (r) => durable(toAnswer(plan, r)) } : {},
+    );
+    return toAnswer(plan, result);
   } catch (err) {
     throw toGatewayError(err);
   }
+}
+
+/** Rows as arrays, numbers where exact, capped at max_rows (one more was fetched to tell `truncated`). Idempotent. */
+function toAnswer(plan: QueryPlan, result: pg.QueryResult): QueryAnswer {
+  const rows = (result.rows as unknown as unknown[][]) ?? [];
+  numbersWhereExact(rows, result.fields ?? []);
+  const truncated = !plan.write && rows.length > plan.maxRows;
+  const kept = truncated ? rows.slice(0, plan.maxRows) : rows;
+  return {
+    columns: (result.fields ?? []).map((f) => f.name),
+    rows: kept,
+    row_count: plan.write && result.fields?.length === 0 ? (result.rowCount ?? 0) : kept.length,
+    truncated,
+  };
 }
 
 export function toGatewayError(err: unknown): unknown {

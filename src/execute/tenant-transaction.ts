@@ -88,7 +88,7 @@ async function scrub(client: pg.PoolClient): Promise<boolean> {
  * so a pooled connection cannot carry them into the next transaction. BEGIN, the context and the
  * callback's first statement go out together when the pool pipelines (one round trip), then COMMIT.
  */
-export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext, fn: (client: TenantClient) => Promise<T>): Promise<T> {
+export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext, fn: (client: TenantClient) => Promise<T>, options: { writable?: boolean } = {}): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -97,7 +97,9 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
   }
   let open = true;
   let broken: unknown;
-  const beginSql = ctx.access === 'read' || ctx.access === 'platform' ? 'BEGIN READ ONLY' : 'BEGIN';
+  // Readers run READ ONLY, unless the caller must write beside them (the durable audit record; the
+  // read roles still hold no write grant or policy on any dataset).
+  const beginSql = (ctx.access === 'read' || ctx.access === 'platform') && !options.writable ? 'BEGIN READ ONLY' : 'BEGIN';
   const contextQuery = { ...CONTEXT_SQL, values: [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs)] };
   // With a pipelining pool BEGIN, the context and fn's first statement share one round trip;
   // without one (the embedded database) they are awaited in turn.

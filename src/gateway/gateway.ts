@@ -1,15 +1,23 @@
-import type { AccessLevel, Config, Tenant } from '../config/types.ts';
+import pino, { type Logger } from 'pino';
+import { z } from 'zod';
+import { decisionOf, isSecurityEvent, NO_TENANT, type AuditEvent } from '../audit/event.ts';
+import { SecurityEvents } from '../audit/security-events.ts';
+import { AuditSink } from '../audit/sink.ts';
+import { appendEvents, appendStatement, cursorOf, pruneAudit, readQuery, rowsToEvents, type StoredEvent } from '../audit/store.ts';
 import { authorize } from '../authorize/authorize.ts';
-import { TenantGateError } from '../errors/index.ts';
-import { runPlan } from '../execute/run-plan.ts';
+import type { AccessLevel, Config, Tenant } from '../config/types.ts';
+import { TenantGateError, isTenantGateError, type ErrorCode } from '../errors/index.ts';
+import { runPlan, toGatewayError } from '../execute/run-plan.ts';
 import type { TenantGate } from '../gate.ts';
 import { Identifier, type Credentials } from '../identify/identify.ts';
 import { createJwtVerifier } from '../identify/jwt.ts';
 import type { Principal } from '../identify/principal.ts';
+import { GatewayMetrics } from '../observe/metrics.ts';
 import { QueryCatalog } from '../plan/catalog.ts';
-import { QueryPlanner } from '../plan/planner.ts';
-import type { QueryAnswer } from '../plan/types.ts';
+import { parseBody, QueryPlanner } from '../plan/planner.ts';
+import type { QueryAnswer, QueryPlan } from '../plan/types.ts';
 import { resolveTenant, type TenantNames } from '../tenancy/resolve-tenant.ts';
+import { ALL_TENANTS } from '../tenancy/tenant-id.ts';
 import { Timings } from './timings.ts';
 
 export { sqlQuerySchema } from '../plan/planner.ts';
@@ -23,63 +31,200 @@ export interface Caller {
 }
 
 /**
- * The request pipeline, transport-free: identify → resolve tenant → authorize → plan →
- * execute. Each stage is one function and is timed. The HTTP server only adapts to it.
+ * One request on its way through the pipeline: what each stage learned, for the audit event,
+ * the metrics and the security events written when it ends.
+ */
+export interface RequestRecord {
+  id: string;
+  at: Date;
+  endpoint: string;
+  client: string | null;
+  req: GatewayRequest;
+  timings: Timings;
+  principal?: Principal;
+  /** undefined: not resolved; null: a platform admin acting for all tenants. */
+  tenant?: Tenant | null;
+  source?: string;
+  plan?: QueryPlan;
+  rows?: number;
+  write?: boolean;
+  /** Written in the request's own transaction (durable mode). */
+  audited?: boolean;
+}
+
+/** GET /v1/audit's query string (also the OpenAPI parameters). */
+export const auditQuerySchema = z.strictObject({
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+  code: z.string().max(64).optional(),
+  principal: z.string().max(200).optional(),
+  decision: z.enum(['allow', 'deny', 'error']).optional(),
+  request_id: z.string().max(64).optional(),
+  before: z.string().max(400).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+export const adminAuditQuerySchema = auditQuerySchema.extend({ tenant: z.string().min(1).max(40) });
+
+export interface GatewayOptions {
+  gate: TenantGate;
+  secret: Buffer;
+  env?: Record<string, string | undefined>;
+  /** JSON logs (pino); default silent. */
+  logger?: Logger;
+  /** Run the retention job (audit.retention_days) hourly; default true. */
+  retention?: boolean;
+  /** false: keep no audit trail. Only for measuring what the trail costs (bench/audit.ts); the CLI never sets it. */
+  audit?: boolean;
+}
+
+/**
+ * The request pipeline, transport-free: identify → resolve tenant → authorize → plan → execute →
+ * audit. Each stage is one function and is timed. The HTTP server only adapts to it: it opens a
+ * record per request (begin), calls an endpoint, and ends it (finish) before answering.
  */
 export class Gateway {
   readonly planner: QueryPlanner;
+  readonly metrics: GatewayMetrics;
+  readonly security: SecurityEvents;
+  readonly audit: AuditSink | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly config: Config,
     readonly gate: TenantGate,
     private readonly identifier: Identifier,
     readonly catalog: QueryCatalog,
+    readonly log: Logger,
+    env: Record<string, string | undefined>,
+    private readonly auditing = true,
   ) {
     this.planner = new QueryPlanner(config, catalog);
+    const a = config.effective.audit;
+    const pool = gate.database.pool;
+    this.audit =
+      a.mode === 'batched' && auditing
+        ? new AuditSink({
+            write: (events) => appendEvents(gate.database, events),
+            flushIntervalMs: a.flush_interval_ms,
+            batchSize: a.batch_size,
+            bufferLimit: a.buffer_limit,
+            onError: (err, pending) => log.error({ err, pending }, 'audit: writing a batch failed; it is kept and retried'),
+            onDrop: (e) => log.error({ request_id: e.request_id, tenant: e.tenant }, 'audit: buffer full past the wait limit; event dropped'),
+          })
+        : undefined;
+    const sink = this.audit;
+    this.metrics = new GatewayMetrics({
+      topTenants: config.effective.metrics.top_tenants,
+      seriesBudget: config.effective.metrics.series_budget,
+      gauges: [
+        {
+          name: 'tenantgate_db_pool_connections',
+          help: 'Gateway pool connections by state',
+          labels: ['state'],
+          collect: () => [
+            { labels: { state: 'total' }, value: pool.totalCount },
+            { labels: { state: 'idle' }, value: pool.idleCount },
+            { labels: { state: 'waiting' }, value: pool.waitingCount },
+          ],
+        },
+        { name: 'tenantgate_audit_buffered_events', help: 'Audit events waiting to be written (batched mode)', collect: () => [{ value: sink?.stats.buffered ?? 0 }] },
+        { name: 'tenantgate_audit_written_events', help: 'Audit events written since start (batched mode)', collect: () => [{ value: sink?.stats.written ?? 0 }] },
+        { name: 'tenantgate_audit_dropped_events', help: 'Audit events dropped after waiting for buffer room', collect: () => [{ value: sink?.stats.dropped ?? 0 }] },
+        { name: 'tenantgate_audit_failed_flushes', help: 'Audit batches that failed to write (and were retried)', collect: () => [{ value: sink?.stats.failedFlushes ?? 0 }] },
+        { name: 'tenantgate_audit_waiting_requests', help: 'Requests waiting for audit buffer room (backpressure)', collect: () => [{ value: sink?.stats.waiting ?? 0 }] },
+      ],
+    });
+    const hook = a.security_webhook;
+    const url = hook ? env[hook.url_env] : undefined;
+    if (hook && !url) throw new TenantGateError('CONFIG_ENV_MISSING', `audit.security_webhook.url_env names ${hook.url_env}, which is not set`);
+    this.security = new SecurityEvents(log, hook && url ? { url, retries: hook.retries, timeoutMs: hook.timeout_ms } : undefined);
   }
 
-  static async create(options: { gate: TenantGate; secret: Buffer; env?: Record<string, string | undefined> }): Promise<Gateway> {
+  static async create(options: GatewayOptions): Promise<Gateway> {
     const { gate } = options;
     const env = options.env ?? process.env;
     const pool = gate.database.pool;
     const identifier = new Identifier(gate.config, options.secret, pool, createJwtVerifier(gate.config, env));
     const catalog = await QueryCatalog.load(gate.config, pool);
-    return new Gateway(gate.config, gate, identifier, catalog);
+    const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, options.audit !== false);
+    if (options.retention !== false) gateway.startRetention();
+    return gateway;
   }
 
-  async caller(req: GatewayRequest, t: Timings): Promise<Caller> {
-    const principal = await this.identifier.identify(req);
+  /** Open the record of one request. */
+  begin(init: { id: string; endpoint: string; client?: string | null; req: GatewayRequest }): RequestRecord {
+    return { id: init.id, at: new Date(), endpoint: init.endpoint, client: init.client ?? null, req: init.req, timings: new Timings() };
+  }
+
+  /** identify alone (for /metrics). */
+  identify(req: GatewayRequest): Promise<Principal> {
+    return this.identifier.identify(req);
+  }
+
+  async caller(rec: RequestRecord): Promise<Caller> {
+    const t = rec.timings;
+    rec.principal = await this.identifier.identify(rec.req);
     t.mark('identify');
-    const { tenant } = resolveTenant(this.config, principal, req);
+    const { tenant, source } = resolveTenant(this.config, rec.principal, rec.req);
+    rec.tenant = tenant;
+    rec.source = source;
     t.mark('resolve');
-    return { principal, tenant, access: principal.access };
+    return { principal: rec.principal, tenant, access: rec.principal.access };
   }
 
-  async semantic(req: GatewayRequest, body: unknown, t: Timings): Promise<QueryAnswer> {
-    const c = await this.caller(req, t);
+  async semantic(rec: RequestRecord, body: unknown): Promise<QueryAnswer> {
+    const c = await this.caller(rec);
     authorize(c.tenant, c.access, 'query');
-    t.mark('authorize');
-    const plan = this.planner.semantic(body, c.tenant);
-    t.mark('plan');
-    const answer = await runPlan(this.gate, { tenant: c.tenant?.id ?? null, access: c.access }, plan);
-    t.mark('execute');
-    return answer;
+    rec.timings.mark('authorize');
+    const plan = (rec.plan = this.planner.semantic(body, c.tenant));
+    rec.timings.mark('plan');
+    return this.execute(rec, c, plan);
   }
 
-  async sql(req: GatewayRequest, body: unknown, t: Timings): Promise<QueryAnswer> {
-    const c = await this.caller(req, t);
+  async sql(rec: RequestRecord, body: unknown): Promise<QueryAnswer> {
+    const c = await this.caller(rec);
     authorize(c.tenant, c.access, 'sql_read');
-    t.mark('authorize');
-    const plan = this.planner.sql(body, c.tenant, c.access);
+    rec.timings.mark('authorize');
+    let plan: QueryPlan;
+    try {
+      plan = rec.plan = this.planner.sql(body, c.tenant, c.access);
+    } catch (err) {
+      // The planner refuses a reader's INSERT/UPDATE/DELETE with POLICY_DENIED: a denied write.
+      if (isTenantGateError(err) && err.code === 'POLICY_DENIED') rec.write = true;
+      throw err;
+    }
+    rec.write = plan.write;
     if (plan.write) authorize(c.tenant, c.access, 'sql_write');
-    t.mark('plan');
-    const answer = await runPlan(this.gate, { tenant: c.tenant?.id ?? null, access: c.access }, plan);
-    t.mark('execute');
+    rec.timings.mark('plan');
+    return this.execute(rec, c, plan);
+  }
+
+  private async execute(rec: RequestRecord, c: Caller, plan: QueryPlan): Promise<QueryAnswer> {
+    const durable = this.auditing && this.config.effective.audit.mode === 'durable';
+    const answer = await runPlan(
+      this.gate,
+      { tenant: c.tenant?.id ?? null, access: c.access },
+      plan,
+      durable
+        ? {
+            durable: (a) => {
+              rec.rows = a.row_count;
+              rec.audited = true;
+              return appendStatement([this.event(rec, 200, null)]);
+            },
+          }
+        : {},
+    ).catch((err: unknown) => {
+      rec.audited = false;
+      throw err;
+    });
+    rec.rows = answer.row_count;
+    rec.timings.mark('execute');
     return answer;
   }
 
-  async datasets(req: GatewayRequest, t: Timings) {
-    const c = await this.caller(req, t);
+  async datasets(rec: RequestRecord) {
+    const c = await this.caller(rec);
     authorize(c.tenant, c.access, 'describe');
     return {
       datasets: [...this.catalog.views(c.tenant).values()].map((v) => ({
@@ -92,11 +237,150 @@ export class Gateway {
     };
   }
 
-  async tenant(req: GatewayRequest, t: Timings) {
-    const c = await this.caller(req, t);
+  async tenant(rec: RequestRecord) {
+    const c = await this.caller(rec);
     if (!c.tenant) throw new TenantGateError('TENANT_REQUIRED', 'name one tenant (not all) to describe it');
     authorize(c.tenant, c.access, 'describe');
     const x = c.tenant;
     return { id: x.id, name: x.name, tier: x.tier, placement: x.placement, status: x.status, quotas: x.quotas, features: { sql_api: true, ...x.features }, access: c.access, role: c.principal.role };
   }
+
+  /**
+   * GET /v1/audit: the caller tenant's own trail, for its tenant admin. The query filters on the
+   * caller's tenant and runs under the audit table's policy for that tenant (the database's wall).
+   */
+  async auditTrail(rec: RequestRecord, query: unknown): Promise<{ events: StoredEvent[]; next: string | null }> {
+    const c = await this.caller(rec);
+    authorize(c.tenant, c.access, 'audit_read');
+    if (!c.tenant) throw new TenantGateError('TENANT_REQUIRED', 'name one tenant; platform admins read every tenant at /v1/admin/audit');
+    const f = parseBody(auditQuerySchema, query);
+    rec.timings.mark('authorize');
+    return this.readAudit(rec, { tenant: c.tenant.id, access: c.access === 'platform' ? 'platform' : 'admin' }, c.tenant.id, f);
+  }
+
+  /** GET /v1/admin/audit: platform admins, any tenant (`tenant=all` for every chain, `*` included). */
+  async adminAudit(rec: RequestRecord, query: unknown): Promise<{ events: StoredEvent[]; next: string | null }> {
+    rec.principal = await this.identifier.identify(rec.req);
+    rec.timings.mark('identify');
+    if (rec.principal.access !== 'platform') throw new TenantGateError('POLICY_DENIED', 'the admin API is for platform admins');
+    const f = parseBody(adminAuditQuerySchema, query);
+    // `all`: every chain; `*`: the chain of requests that named no tenant; else one tenant's.
+    const wide = f.tenant === ALL_TENANTS || f.tenant === NO_TENANT;
+    rec.tenant = wide ? null : (this.config.tenants.get(f.tenant) ?? null);
+    if (!wide && !rec.tenant) throw new TenantGateError('TENANT_UNKNOWN', 'no such tenant');
+    rec.timings.mark('authorize');
+    return rec.tenant
+      ? this.readAudit(rec, { tenant: rec.tenant.id, access: 'platform' }, rec.tenant.id, f)
+      : this.readAudit(rec, { tenant: ALL_TENANTS, access: 'platform' }, f.tenant === NO_TENANT ? NO_TENANT : undefined, f);
+  }
+
+  private async readAudit(rec: RequestRecord, scope: { tenant: string; access: AccessLevel }, tenant: string | undefined, f: z.infer<typeof auditQuerySchema>) {
+    const q = readQuery({
+      tenant,
+      since: f.since ? new Date(f.since) : undefined,
+      until: f.until ? new Date(f.until) : undefined,
+      code: f.code,
+      principal: f.principal,
+      decision: f.decision,
+      requestId: f.request_id,
+      before: f.before,
+      limit: f.limit,
+    });
+    if ('invalid' in q) throw new TenantGateError('QUERY_INVALID', q.invalid);
+    rec.timings.mark('plan');
+    const r = await this.gate.statement(scope, q).catch((err: unknown) => {
+      throw toGatewayError(err);
+    });
+    const events = rowsToEvents(r.rows as Array<Record<string, unknown>>);
+    rec.rows = events.length;
+    rec.timings.mark('execute');
+    const last = events[events.length - 1];
+    return { events, next: events.length === f.limit && last ? cursorOf(last) : null };
+  }
+
+  /** The audit event of a request that ended with `status` (and `code` when it failed). */
+  event(rec: RequestRecord, status: number, code: ErrorCode | null): AuditEvent {
+    const p = rec.principal;
+    const tenant = rec.tenant ? rec.tenant.id : rec.tenant === null ? NO_TENANT : p && p.tenants.length === 1 ? (p.tenants[0] as string) : NO_TENANT;
+    const named = [rec.req.header, rec.req.path].find((n) => n !== undefined && n !== tenant) ?? null;
+    const plan = rec.plan;
+    const executed = rec.rows !== undefined && plan !== undefined;
+    return {
+      at: rec.at.toISOString(),
+      request_id: rec.id,
+      tenant,
+      principal: p ? `${p.kind === 'api_key' ? 'key' : 'jwt'}:${p.id}` : keyIdOf(rec.req),
+      role: p?.role ?? null,
+      access: p?.access ?? null,
+      endpoint: rec.endpoint,
+      tenant_from: rec.source ?? null,
+      // Only what the request itself sent, and only when it is not the tenant acted for.
+      named_tenant: typeof named === 'string' ? named.slice(0, 64) : null,
+      datasets: plan?.datasets ?? [],
+      tables: plan ? plan.datasets.map((name) => this.catalog.config.datasets.find((d) => d.name === name)).flatMap((d) => (d ? [`${d.schema}.${d.table}`] : [])) : [],
+      sql: plan?.normalized ?? null,
+      fingerprint: plan?.fingerprint ?? null,
+      rows: rec.rows ?? null,
+      status,
+      decision: decisionOf(status, code),
+      code,
+      duration_ms: Math.round(rec.timings.elapsed() * 1000) / 1000,
+      stages: rec.timings.toJSON(),
+      tenant_predicate: plan ? plan.tenantPredicate : null,
+      rls: executed ? true : null,
+      client: rec.client,
+    };
+  }
+
+  /**
+   * End a request: metrics, a security event when it is one, and its audit record: queued (batched),
+   * or written now when it was not already written in its transaction (durable; then the answer waits
+   * for it, and a failure to write turns the answer into DB_UNAVAILABLE).
+   */
+  async finish(rec: RequestRecord, status: number, error?: unknown): Promise<TenantGateError | undefined> {
+    const code = error ? (isTenantGateError(error) ? error.code : 'INTERNAL') : null;
+    const event = this.event(rec, status, code);
+    this.metrics.observe({ tenant: event.tenant === NO_TENANT ? null : event.tenant, endpoint: rec.endpoint, status, code, seconds: event.duration_ms / 1000, rows: event.rows, security: isSecurityEvent(code, rec.write === true) });
+    if (isSecurityEvent(code, rec.write === true)) {
+      this.security.emit({ at: event.at, request_id: event.request_id, code: code as string, tenant: event.tenant, principal: event.principal, endpoint: event.endpoint, named_tenant: event.named_tenant, client: event.client });
+    }
+    let failure: TenantGateError | undefined;
+    if (this.audit) await this.audit.record(event);
+    else if (this.auditing && !rec.audited) {
+      try {
+        await appendEvents(this.gate.database, [event]);
+      } catch (err) {
+        this.log.error({ err, request_id: rec.id }, 'audit: durable write failed; the request is answered DB_UNAVAILABLE');
+        failure = new TenantGateError('DB_UNAVAILABLE', 'the audit record could not be written', { cause: err });
+      }
+    }
+    rec.timings.mark('audit');
+    this.log.info({ request_id: rec.id, tenant: event.tenant, principal: event.principal, endpoint: event.endpoint, status, code, ms: event.duration_ms, rows: event.rows }, 'request');
+    return failure;
+  }
+
+  private startRetention(): void {
+    const run = () =>
+      pruneAudit(this.gate.database).then(
+        (n) => n > 0 && this.log.info({ removed: n }, 'audit retention: removed expired records'),
+        (err: unknown) => this.log.warn({ err }, 'audit retention failed; will retry'),
+      );
+    this.retentionTimer = setInterval(run, 3_600_000);
+    this.retentionTimer.unref();
+    void run();
+  }
+
+  /** Flush the audit buffer and the security webhook; stop timers. */
+  async close(): Promise<void> {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    await this.audit?.close();
+    await this.security.flush();
+  }
+}
+
+/** The key id of a malformed or refused API key (never the secret part), for the trail. */
+function keyIdOf(req: GatewayRequest): string | null {
+  const token = req.apiKey ?? /^Bearer\s+(\S+)/i.exec(req.authorization ?? '')?.[1];
+  const m = token ? /^tg_([a-z0-9]{12})_/.exec(token) : null;
+  return m ? `key:${m[1]}` : null;
 }

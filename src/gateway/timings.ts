@@ -1,7 +1,13 @@
-/** Stage timings of one request: the Server-Timing header and (later) the audit event. */
+/** Stage timings of one request: the Server-Timing header and the audit event. */
 export class Timings {
   private readonly marks: Array<[string, number]> = [];
-  private last = performance.now();
+  private readonly start = performance.now();
+  private last = this.start;
+
+  /** Milliseconds since the request began. */
+  elapsed(): number {
+    return performance.now() - this.start;
+  }
 
   /** Close the current stage under `name`. */
   mark(name: string): void {

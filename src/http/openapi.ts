@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors/index.ts';
-import { sqlQuerySchema } from '../gateway/gateway.ts';
+import { adminAuditQuerySchema, auditQuerySchema, sqlQuerySchema } from '../gateway/gateway.ts';
 import { semanticQuerySchema } from '../plan/semantic/request.ts';
 
 const answer = {
@@ -25,6 +25,12 @@ const error = {
   },
 };
 
+/** Query-string parameters from a zod object schema. */
+function queryParams(schema: z.ZodObject): Array<Record<string, unknown>> {
+  const js = z.toJSONSchema(schema, { io: 'input' }) as { properties?: Record<string, unknown>; required?: string[] };
+  return Object.entries(js.properties ?? {}).map(([name, s]) => ({ name, in: 'query', required: js.required?.includes(name) ?? false, schema: s }));
+}
+
 /** OpenAPI 3 from the same zod schemas that validate the requests. */
 export function openApiDocument(): Record<string, unknown> {
   const json = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input' });
@@ -42,7 +48,10 @@ export function openApiDocument(): Record<string, unknown> {
     paths[`${prefix}/queries`] = { post: op('SQL query (one statement, allowlisted)', 'SqlQuery', 'Answer', withTenant) };
     paths[`${prefix}/datasets`] = { get: op('Datasets, dimensions and metrics the caller may use', undefined, 'Object', withTenant) };
     paths[`${prefix}/tenant`] = { get: op("The caller's tenant", undefined, 'Object', withTenant) };
+    paths[`${prefix}/audit`] = { get: { ...op("The caller tenant's own audit trail, newest first (tenant admin)", undefined, 'AuditPage', withTenant), parameters: [...(withTenant ? [tenantParam] : []), ...queryParams(auditQuerySchema)] } };
   }
+  paths['/v1/admin/audit'] = { get: { ...op('Any tenant\'s audit trail (platform admin): tenant=<id>, all, or * (requests that named no tenant)', undefined, 'AuditPage'), parameters: queryParams(adminAuditQuerySchema) } };
+  paths['/metrics'] = { get: { summary: 'Prometheus metrics (platform credential unless metrics.public)', responses: { 200: { description: 'text/plain; version=0.0.4' }, ...errors } } };
   paths['/healthz'] = { get: { summary: 'Liveness', responses: { 200: { description: 'ok' } } } };
   paths['/readyz'] = { get: { summary: 'Readiness (the database answers)', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } };
   return {
@@ -50,7 +59,18 @@ export function openApiDocument(): Record<string, unknown> {
     info: { title: 'tenantgate', version: '1' },
     components: {
       securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' }, bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: { SemanticQuery: json(semanticQuerySchema), SqlQuery: json(sqlQuerySchema), Answer: answer, Error: error, Object: { type: 'object' } },
+      schemas: {
+        SemanticQuery: json(semanticQuerySchema),
+        SqlQuery: json(sqlQuerySchema),
+        Answer: answer,
+        Error: error,
+        Object: { type: 'object' },
+        AuditPage: {
+          type: 'object',
+          required: ['events', 'next'],
+          properties: { events: { type: 'array', items: { type: 'object' } }, next: { type: ['string', 'null'], description: 'pass as `before` for the next page' } },
+        },
+      },
     },
     security: [{ apiKey: [] }, { bearer: [] }],
     paths,

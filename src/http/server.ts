@@ -1,15 +1,21 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { ERROR_CODES, TenantGateError, isTenantGateError } from '../errors/index.ts';
-import type { Gateway, GatewayRequest } from '../gateway/gateway.ts';
-import { Timings } from '../gateway/timings.ts';
+import type { Gateway, GatewayRequest, RequestRecord } from '../gateway/gateway.ts';
 import { openApiDocument } from './openapi.ts';
 
 export interface ServerOptions {
   bodyLimit?: number;
   /** Whole-request deadline: a client dripping headers or a body is cut off after it. */
   requestTimeoutMs?: number;
-  logger?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The pipeline's record of this request (absent for health, metrics and the OpenAPI document). */
+    tg: RequestRecord | null;
+    tgError: TenantGateError | null;
+  }
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
@@ -17,11 +23,28 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Fastify adapter for the gateway: routes, error mapping, Server-Timing, request ids. */
+/** Infrastructure endpoints: measured, never audited (a probe every few seconds is not a request of anyone's). */
+const UNAUDITED = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
+
+/** `POST /v1/tenants/:tenant/query` → `POST /v1/query`: the tenant prefix is where the tenant came from, not another endpoint. */
+function endpointOf(req: FastifyRequest): string {
+  const route = req.routeOptions.url;
+  if (!route) return `${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`;
+  return `${req.method} ${route.replace('/tenants/:tenant', '')}`;
+}
+
+/**
+ * Fastify adapter for the gateway: routes, error mapping, request ids. Every request but the
+ * infrastructure endpoints gets a record (onRequest) that the pipeline fills and that is ended
+ * (audit, metrics, security events) before the answer leaves (onSend), with Server-Timing on
+ * every answer, errors included.
+ */
 export function buildServer(gateway: Gateway, options: ServerOptions = {}): FastifyInstance {
   const config = gateway.config;
   const app = Fastify({
-    logger: options.logger ?? false,
+    loggerInstance: gateway.log as FastifyBaseLogger,
+    // One log line per request comes from the gateway (with tenant and principal): Fastify's own are off.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? config.effective.server.body_limit_bytes,
     requestTimeout: options.requestTimeoutMs ?? 10_000,
     connectionTimeout: options.requestTimeoutMs ?? 10_000,
@@ -37,44 +60,58 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   app.removeContentTypeParser('text/plain');
   // Node's own header deadline (default 60 s) is the one a header-dripping client meets first.
   app.server.headersTimeout = options.requestTimeoutMs ?? 10_000;
+  app.decorateRequest('tg', null);
+  app.decorateRequest('tgError', null);
 
   const tenantHeader = config.effective.identity.tenant_header;
   const gwRequest = (req: FastifyRequest): GatewayRequest => ({
     apiKey: header(req, 'x-api-key'),
     authorization: header(req, 'authorization'),
     header: header(req, tenantHeader),
-    path: (req.params as { tenant?: string }).tenant,
+    path: (req.params as { tenant?: string } | undefined)?.tenant,
     host: header(req, 'host'),
   });
-  const send = (reply: FastifyReply, t: Timings, body: unknown) => {
-    reply.header('server-timing', t.header());
-    return reply.send(body);
+  const rec = (req: FastifyRequest): RequestRecord => {
+    // Route params are parsed after onRequest: take the tenant of /v1/tenants/{tenant}/… now.
+    const r = req.tg as RequestRecord;
+    r.req = gwRequest(req);
+    return r;
   };
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    const path = req.url.split('?')[0] as string;
+    if (!UNAUDITED.has(path)) req.tg = gateway.begin({ id: req.id, endpoint: endpointOf(req), client: req.ip ?? null, req: gwRequest(req) });
+  });
+
+  // Ends the record before the answer leaves: in durable mode the answer waits for its audit record.
+  app.addHook('onSend', async (req, reply, payload) => {
+    const r = req.tg;
+    if (!r) return payload;
+    req.tg = null; // once, whatever happens next
+    if (req.params && (req.params as { tenant?: string }).tenant !== undefined) r.req.path ??= (req.params as { tenant?: string }).tenant;
+    const failure = await gateway.finish(r, reply.statusCode, req.tgError ?? undefined);
+    reply.header('server-timing', r.timings.header());
+    if (failure) {
+      reply.code(failure.status);
+      reply.header('content-type', 'application/json; charset=utf-8');
+      return JSON.stringify(errorBody(failure));
+    }
+    return payload;
   });
 
   for (const prefix of ['/v1', '/v1/tenants/:tenant']) {
-    app.post(`${prefix}/query`, async (req, reply) => {
-      const t = new Timings();
-      return send(reply, t, await gateway.semantic(gwRequest(req), req.body, t));
-    });
-    app.post(`${prefix}/queries`, async (req, reply) => {
-      const t = new Timings();
+    app.post(`${prefix}/query`, async (req) => gateway.semantic(rec(req), req.body));
+    app.post(`${prefix}/queries`, async (req) => {
       const body = req.body as { async?: unknown } | undefined;
       if (body && typeof body === 'object' && body.async === true) throw new TenantGateError('QUERY_INVALID', 'async queries are not available yet; send "async": false or omit it');
-      return send(reply, t, await gateway.sql(gwRequest(req), req.body, t));
+      return gateway.sql(rec(req), req.body);
     });
-    app.get(`${prefix}/datasets`, async (req, reply) => {
-      const t = new Timings();
-      return send(reply, t, await gateway.datasets(gwRequest(req), t));
-    });
-    app.get(`${prefix}/tenant`, async (req, reply) => {
-      const t = new Timings();
-      return send(reply, t, await gateway.tenant(gwRequest(req), t));
-    });
+    app.get(`${prefix}/datasets`, async (req) => gateway.datasets(rec(req)));
+    app.get(`${prefix}/tenant`, async (req) => gateway.tenant(rec(req)));
+    app.get(`${prefix}/audit`, async (req) => gateway.auditTrail(rec(req), req.query));
   }
+  app.get('/v1/admin/audit', async (req) => gateway.adminAudit(rec(req), req.query));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
@@ -84,16 +121,31 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
       return reply.code(503).send(errorBody(new TenantGateError('DB_UNAVAILABLE', 'the database does not answer')));
     }
   });
+  // Tenant ids are labels here: unless metrics.public, only a platform credential may scrape.
+  app.get('/metrics', async (req, reply) => {
+    if (!config.effective.metrics.public) {
+      const principal = await gateway.identify(gwRequest(req));
+      if (principal.access !== 'platform') throw new TenantGateError('POLICY_DENIED', 'metrics are for platform admins (or set metrics.public)');
+    }
+    reply.header('content-type', gateway.metrics.contentType);
+    return gateway.metrics.text();
+  });
   const openapi = openApiDocument();
   app.get('/openapi.json', async () => openapi);
 
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody(new TenantGateError('NOT_FOUND', 'no such endpoint'))));
+  app.setNotFoundHandler((req, reply) => {
+    const e = new TenantGateError('NOT_FOUND', 'no such endpoint');
+    req.tgError = e;
+    return reply.code(404).send(errorBody(e));
+  });
   app.setErrorHandler((err, req, reply) => {
     const e = toTenantGateError(err);
+    req.tgError = e;
     if (e.code === 'INTERNAL') req.log.error({ err }, 'internal error');
     if (e.code === 'RATE_LIMITED') reply.header('retry-after', '1');
     return reply.code(e.status).send(errorBody(e));
   });
+  app.addHook('onClose', async () => gateway.close());
   return app;
 }
 

@@ -12,6 +12,9 @@ export interface QueryPlan {
   datasets: string[];
   /** Whether the gateway added the tenant predicate (false only for platform `all`). */
   tenantPredicate: boolean;
+  /** For the audit trail: the statement with no literal values, and a fingerprint of its shape. */
+  normalized: string;
+  fingerprint: string;
 }
 
 export interface QueryAnswer {

@@ -24,7 +24,8 @@ export function resolveNames(config: Config, env: Record<string, string | undefi
 }
 
 async function snapshotFor(db: Pick<pg.PoolClient, 'query'>, config: Config, n: Names) {
-  const tables = config.datasets.map((d) => ({ schema: d.schema, table: d.table }));
+  // The audit table too: its policies and grants are managed like a dataset's.
+  const tables = [...config.datasets.map((d) => ({ schema: d.schema, table: d.table })), { schema: 'tenantgate', table: 'audit_log' }];
   const schemas = [...new Set(config.datasets.map((d) => d.schema))];
   return introspect(db, n, tables, schemas);
 }

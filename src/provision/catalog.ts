@@ -40,11 +40,36 @@ export const CATALOG_TABLES: Record<string, string> = {
   id int PRIMARY KEY CHECK (id = 1),
   k_ipad bytea NOT NULL,
   k_opad bytea NOT NULL)`,
+  // The audit trail: one hash chain per tenant ('*': platform-wide and unauthenticated requests).
+  // hash = sha256(prev || event::text); event carries tenant and seq, so a moved row no longer fits.
+  // Only tenantgate.audit_append writes it; no tenantgate role may insert, update or delete.
+  audit_log: `CREATE TABLE tenantgate.audit_log (
+  tenant text NOT NULL,
+  seq bigint NOT NULL,
+  at timestamptz NOT NULL,
+  event jsonb NOT NULL,
+  prev bytea NOT NULL,
+  hash bytea NOT NULL,
+  PRIMARY KEY (tenant, seq));
+CREATE INDEX audit_log_tenant_at ON tenantgate.audit_log (tenant, at);
+CREATE INDEX audit_log_at ON tenantgate.audit_log (at)`,
+  // The head of each chain (a removed tail shows against it) and where retention cut its start.
+  audit_heads: `CREATE TABLE tenantgate.audit_heads (
+  tenant text PRIMARY KEY,
+  seq bigint NOT NULL,
+  hash bytea NOT NULL,
+  pruned_seq bigint NOT NULL DEFAULT 0,
+  pruned_hash bytea NOT NULL DEFAULT '\\x')`,
 };
+
+/** The audit table's policies: its own tenant's chain for tenant admins and platform-for-one, everything for platform-all. */
+export const AUDIT_TABLE = 'tenantgate.audit_log';
 
 const definer = `LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp`;
 const invoker = `LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp`;
 const INVOKER_FUNCTIONS = new Set(['login_tenant', 'login_attr']);
+/** Functions that write (the audit trail): VOLATILE, still SECURITY DEFINER with a pinned search_path. */
+const WRITING_FUNCTIONS = new Set(['audit_append', 'audit_prune']);
 
 /** Function name → full CREATE OR REPLACE statement. The body is compared with prosrc for drift. */
 export const CATALOG_FUNCTIONS: Record<string, { args: string; create: string; body: string }> = (() => {
@@ -124,6 +149,93 @@ BEGIN
 END`,
     ],
     [
+      'audit_append',
+      'events jsonb',
+      'integer',
+      // Appends a batch to the per-tenant chains. Heads are locked in tenant order, so concurrent
+      // writers (several gateway processes) never deadlock and each chain stays one sequence.
+      // Inside a signed tenant context (durable mode) only that tenant's chain may be written.
+      `
+DECLARE
+  ctx text := tenantgate.gateway_tenant();
+  t text;
+  evs jsonb;
+  e jsonb;
+  s bigint;
+  p bytea;
+  x bytea;
+  n integer := 0;
+  seqs bigint[];
+  ats timestamptz[];
+  bodies jsonb[];
+  prevs bytea[];
+  hashes bytea[];
+BEGIN
+  IF jsonb_typeof(events) <> 'array' THEN
+    RAISE EXCEPTION 'audit_append takes a JSON array' USING ERRCODE = '22023';
+  END IF;
+  FOR t, evs IN
+    SELECT v ->> 'tenant', jsonb_agg(v ORDER BY o) FROM jsonb_array_elements(events) WITH ORDINALITY AS a(v, o) GROUP BY 1 ORDER BY 1
+  LOOP
+    IF t IS NULL OR t = '' THEN
+      RAISE EXCEPTION 'every audit event needs a tenant' USING ERRCODE = '22023';
+    END IF;
+    IF ctx IS NOT NULL AND ctx <> '*' AND t <> ctx THEN
+      RAISE EXCEPTION 'a tenant transaction may only append to its own audit chain' USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO tenantgate.audit_heads (tenant, seq, hash) VALUES (t, 0, '\\x') ON CONFLICT (tenant) DO NOTHING;
+    SELECT h.seq, h.hash INTO s, p FROM tenantgate.audit_heads h WHERE h.tenant = t FOR UPDATE;
+    seqs := '{}'; ats := '{}'; bodies := '{}'; prevs := '{}'; hashes := '{}';
+    FOR e IN SELECT value FROM jsonb_array_elements(evs) LOOP
+      s := s + 1;
+      e := e || jsonb_build_object('tenant', t, 'seq', s);
+      x := sha256(p || convert_to(e::text, 'UTF8'));
+      seqs := array_append(seqs, s); ats := array_append(ats, (e ->> 'at')::timestamptz); bodies := array_append(bodies, e);
+      prevs := array_append(prevs, p); hashes := array_append(hashes, x);
+      p := x;
+    END LOOP;
+    INSERT INTO tenantgate.audit_log (tenant, seq, at, event, prev, hash)
+      SELECT t, u.seq, u.at, u.event, u.prev, u.hash FROM unnest(seqs, ats, bodies, prevs, hashes) AS u(seq, at, event, prev, hash);
+    UPDATE tenantgate.audit_heads SET seq = s, hash = p WHERE tenant = t;
+    n := n + cardinality(seqs);
+  END LOOP;
+  RETURN n;
+END`,
+    ],
+    [
+      'audit_prune',
+      '',
+      'bigint',
+      // Retention: drops the start of each chain older than the retention in tenantgate.meta (written
+      // by apply from audit.retention_days) and remembers where it cut, so verify knows the new start.
+      // Cuts at the first record still inside retention: rows after it stay even if their clocks differ.
+      `
+DECLARE
+  days int := (SELECT value::int FROM tenantgate.meta WHERE key = 'audit.retention_days');
+  cutoff timestamptz;
+  r record;
+  keep bigint;
+  gone bigint := 0;
+  last_hash bytea;
+BEGIN
+  IF days IS NULL THEN
+    RETURN 0;
+  END IF;
+  cutoff := now() - make_interval(days => days);
+  FOR r IN SELECT h.tenant, h.seq, h.pruned_seq FROM tenantgate.audit_heads h
+            WHERE EXISTS (SELECT 1 FROM tenantgate.audit_log l WHERE l.tenant = h.tenant AND l.at < cutoff) FOR UPDATE LOOP
+    keep := coalesce((SELECT min(l.seq) FROM tenantgate.audit_log l WHERE l.tenant = r.tenant AND l.at >= cutoff), r.seq + 1);
+    IF keep - 1 > r.pruned_seq THEN
+      SELECT l.hash INTO last_hash FROM tenantgate.audit_log l WHERE l.tenant = r.tenant AND l.seq = keep - 1;
+      DELETE FROM tenantgate.audit_log l WHERE l.tenant = r.tenant AND l.seq < keep;
+      gone := gone + (keep - 1 - r.pruned_seq);
+      UPDATE tenantgate.audit_heads SET pruned_seq = keep - 1, pruned_hash = last_hash WHERE tenant = r.tenant;
+    END IF;
+  END LOOP;
+  RETURN gone;
+END`,
+    ],
+    [
       'lookup_key',
       'wanted_key text',
       'TABLE(hash bytea, tenant_id text, role text, access text, revoked boolean)',
@@ -141,7 +253,7 @@ END`,
       {
         args,
         body,
-        create: `CREATE OR REPLACE FUNCTION tenantgate.${name}(${args}) RETURNS ${returns} ${INVOKER_FUNCTIONS.has(name) ? invoker : definer} AS $fn$${body}$fn$`,
+        create: `CREATE OR REPLACE FUNCTION tenantgate.${name}(${args}) RETURNS ${returns} ${INVOKER_FUNCTIONS.has(name) ? invoker : WRITING_FUNCTIONS.has(name) ? definer.replace('STABLE', 'VOLATILE') : definer} AS $fn$${body}$fn$`,
       },
     ]),
   );

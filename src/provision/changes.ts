@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { AccessLevel, Config, Dataset, Tenant } from '../config/types.ts';
 import { renderRowExpression, type RowExpression } from '../config/expressions.ts';
 import { ident, literal, qualified } from '../db/sql.ts';
-import { CATALOG_FUNCTIONS, CATALOG_SCHEMA, CATALOG_TABLES } from './catalog.ts';
+import { AUDIT_TABLE, CATALOG_FUNCTIONS, CATALOG_SCHEMA, CATALOG_TABLES } from './catalog.ts';
 import { ALL_TENANTS_CONTEXT, gatewayRoles, type Names } from './names.ts';
 import type { Snapshot, TableInfo } from './introspect.ts';
 
@@ -33,6 +33,7 @@ export function computeChanges(config: Config, snap: Snapshot, n: Names, context
   out.push(...roleChanges(config, snap, n));
   out.push(...catalogChanges(snap, n, contextPads));
   out.push(...tenantChanges(config, snap, n));
+  out.push(...auditChanges(config, snap, n));
   const schemas = [...new Set(config.datasets.map((d) => d.schema))];
   out.push(...schemaChanges(schemas, snap, n));
   for (const d of config.datasets) {
@@ -121,6 +122,9 @@ function catalogChanges(snap: Snapshot, n: Names, pads: { ipad: Buffer; opad: Bu
     role_tenant: [n.direct],
     role_attr: [n.direct],
     lookup_key: [n.gateway],
+    // Batched writes come from the gateway login; durable ones from inside the tenant transaction.
+    audit_append: [n.gateway, ...gatewayRoles(n).map((g) => g.role)],
+    audit_prune: [n.gateway],
   };
   for (const [name, fn] of Object.entries(CATALOG_FUNCTIONS)) {
     const actual = snap.functions.get(name);
@@ -284,10 +288,19 @@ function tableChanges(config: Config, d: Dataset, table: TableInfo, snap: Snapsh
     }
   }
 
-  // Policies.
-  const desired = desiredPolicies(d, n);
+  out.push(...policyChanges(key, t, desiredPolicies(d, n), table, snap, n));
+  return out;
+}
+
+/**
+ * Make a table's policies exactly `desired` (by name, command, roles, mode, and the SQL apply ran,
+ * recorded with how PostgreSQL printed it back so a hand edit shows), and drop permissive policies
+ * tenantgate did not make that apply to PUBLIC or a tenantgate role (they would widen what a tenant sees).
+ */
+function policyChanges(key: string, t: string, desired: DesiredPolicy[], table: TableInfo | undefined, snap: Snapshot, n: Names): Change[] {
+  const out: Change[] = [];
   for (const p of desired) {
-    const actual = table.policies.get(p.name);
+    const actual = table?.policies.get(p.name);
     const rec = snap.applied.get(`policy ${key} ${p.name}`);
     const hash = specHash(p.sql);
     let problem: string | undefined;
@@ -306,7 +319,7 @@ function tableChanges(config: Config, d: Dataset, table: TableInfo, snap: Snapsh
     }
   }
   const ours = new Set([...gatewayRoles(n).map((g) => g.role), n.direct, n.gateway]);
-  for (const [name, p] of table.policies) {
+  for (const [name, p] of table?.policies ?? []) {
     if (desired.some((x) => x.name === name) || !p.permissive) continue;
     if (p.roles.includes('public') || p.roles.some((r) => ours.has(r) || r.startsWith(`${n.prefix}_`))) {
       out.push({
@@ -316,6 +329,57 @@ function tableChanges(config: Config, d: Dataset, table: TableInfo, snap: Snapsh
         sql: [`DROP POLICY ${ident(name)} ON ${t}`],
       });
     }
+  }
+  return out;
+}
+
+/**
+ * The audit trail's access: RLS on (not forced: its owner appends through audit_append), a tenant
+ * admin or platform-for-one reads its own chain, platform-all reads all; SELECT only, to those
+ * roles only. And the retention audit_prune reads.
+ */
+function auditChanges(config: Config, snap: Snapshot, n: Names): Change[] {
+  const out: Change[] = [];
+  const [schema, name] = AUDIT_TABLE.split('.') as [string, string];
+  const table = snap.tables.get(AUDIT_TABLE);
+  const t = qualified(schema, name);
+  if (!table?.rls) out.push({ object: `rls ${AUDIT_TABLE}`, action: 'update', reason: 'the audit trail is read under row level security', sql: [`ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY`] });
+  const gwTenant = `(SELECT ${CATALOG_SCHEMA}.gateway_tenant())`;
+  const own = [n.access.admin, n.access.platform];
+  out.push(
+    ...policyChanges(
+      AUDIT_TABLE,
+      t,
+      [
+        { name: n.policy('audit_own'), cmd: 'SELECT', roles: own, sql: `CREATE POLICY ${ident(n.policy('audit_own'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${own.map(ident).join(', ')} USING (tenant = ${gwTenant})` },
+        { name: n.policy('audit_all'), cmd: 'SELECT', roles: [n.platformAll], sql: `CREATE POLICY ${ident(n.policy('audit_all'))} ON ${t} AS PERMISSIVE FOR SELECT TO ${ident(n.platformAll)} USING (${gwTenant} = ${literal(ALL_TENANTS_CONTEXT)})` },
+      ],
+      table,
+      snap,
+      n,
+    ),
+  );
+  const readers = new Set([...own, n.platformAll]);
+  for (const role of new Set([...readers, ...(table?.privileges.keys() ?? [])])) {
+    if (!readers.has(role) && !role.startsWith(`${n.prefix}_`) && role !== n.gateway) continue;
+    const want = readers.has(role) ? new Set(['SELECT']) : new Set<string>();
+    const actual = table?.privileges.get(role) ?? new Set<string>();
+    if (sameSet(actual, want)) continue;
+    out.push({
+      object: `grants ${AUDIT_TABLE} ${role}`,
+      action: want.size ? 'grant' : 'revoke',
+      reason: `${role} may ${want.size ? 'only read' : 'not touch'} the audit trail (${describeGrantDiff(actual, want)})`,
+      sql: [`REVOKE ALL ON TABLE ${t} FROM ${ident(role)}`, ...(want.size ? [`GRANT SELECT ON TABLE ${t} TO ${ident(role)}`] : [])],
+    });
+  }
+  const days = String(config.effective.audit.retention_days);
+  if (snap.meta.get('audit.retention_days') !== days) {
+    out.push({
+      object: `row ${CATALOG_SCHEMA}.meta audit.retention_days`,
+      action: snap.meta.has('audit.retention_days') ? 'update' : 'create',
+      reason: `audit retention is ${days} days (audit.retention_days)`,
+      sql: [`INSERT INTO ${CATALOG_SCHEMA}.meta (key, value) VALUES ('audit.retention_days', ${literal(days)}) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`],
+    });
   }
   return out;
 }

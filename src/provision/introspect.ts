@@ -48,6 +48,8 @@ export interface Snapshot {
   tenantRows: Map<string, { name: string; tier: string; placement: string; status: string; attributes: Record<string, unknown> }>;
   dbRoles: Map<string, { tenant: string; kind: string }>;
   applied: Map<string, { specHash: string; observed: string | null }>;
+  /** tenantgate.meta: settings apply recorded (audit retention). */
+  meta: Map<string, string>;
   tables: Map<string, TableInfo>;
 }
 
@@ -121,6 +123,7 @@ export async function introspect(db: Q, n: Names, datasetTables: Array<{ schema:
     tenantRows: new Map(),
     dbRoles: new Map(),
     applied: new Map(),
+    meta: new Map(),
     tables: new Map(),
   };
   if (catalogTables.has('context_key')) {
@@ -136,6 +139,9 @@ export async function introspect(db: Q, n: Names, datasetTables: Array<{ schema:
     for (const r of (await db.query(`SELECT role_name, tenant_id, kind FROM tenantgate.db_roles`)).rows) {
       snapshot.dbRoles.set(r.role_name, { tenant: r.tenant_id, kind: r.kind });
     }
+  }
+  if (catalogTables.has('meta')) {
+    for (const r of (await db.query(`SELECT key, value FROM tenantgate.meta`)).rows) snapshot.meta.set(r.key, r.value);
   }
   if (catalogTables.has('applied')) {
     for (const r of (await db.query(`SELECT object, spec_hash, observed FROM tenantgate.applied`)).rows) {

@@ -19,7 +19,7 @@ export interface Names {
   directDefault: string;
   tenant(id: string): string;
   login(keyId: string): string;
-  policy(kind: 'gw_select' | 'gw_insert' | 'gw_update' | 'gw_delete' | 'platform_all' | 'direct_select'): string;
+  policy(kind: 'gw_select' | 'gw_insert' | 'gw_update' | 'gw_delete' | 'platform_all' | 'direct_select' | 'audit_own' | 'audit_all'): string;
 }
 
 export function names(prefix: string, gatewayRole?: string): Names {

@@ -111,7 +111,7 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
   );
   let removed = 0;
 
-  const roleFor = (tenant: string, access: 'read' | 'write') => {
+  const roleFor = (tenant: string, access: 'read' | 'write' | 'admin') => {
     const t = o.config.tenants.get(tenant)!;
     return t.roles.find((r) => o.config.roles[r]?.access === access);
   };

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Gateway } from '../../src/gateway/gateway.ts';
+import { Gateway, type GatewayOptions } from '../../src/gateway/gateway.ts';
 import { buildServer, type ServerOptions } from '../../src/http/server.ts';
 import { createApiKey } from '../../src/identify/api-keys.ts';
 import type { Fixture } from '../support/backends.ts';
@@ -8,23 +8,30 @@ export interface Served {
   url: string;
   app: FastifyInstance;
   gateway: Gateway;
-  keys: { acme: string; globex: string; ops: string; acmeWriter: string };
+  keys: { acme: string; globex: string; ops: string; acmeWriter: string; acmeAdmin: string; globexAdmin: string };
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   get(path: string, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   close(): Promise<void>;
 }
 
 /** The gateway over HTTP on a random local port, with demo keys, for a fixture database. */
-export async function serve(fx: Fixture, options: ServerOptions & { env?: Record<string, string | undefined> } = {}): Promise<Served> {
+export async function serve(fx: Fixture, options: ServerOptions & { env?: Record<string, string | undefined>; gateway?: Partial<GatewayOptions> } = {}): Promise<Served> {
   const gate = await fx.gate();
-  const gateway = await Gateway.create({ gate, secret: fx.secret, env: options.env ?? {} });
+  const gateway = await Gateway.create({ gate, secret: fx.secret, env: options.env ?? {}, ...options.gateway });
   const app = buildServer(gateway, options);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   const key = async (tenant: string | undefined, role: string) =>
     (await createApiKey(fx.db, fx.config, fx.names, fx.secret, { role, ...(tenant ? { tenant } : {}) })).key;
-  const keys = { acme: await key('acme_corp', 'analyst'), globex: await key('globex_inc', 'analyst'), ops: await key(undefined, 'ops'), acmeWriter: await key('acme_corp', 'writer') };
+  const keys = {
+    acme: await key('acme_corp', 'analyst'),
+    globex: await key('globex_inc', 'analyst'),
+    ops: await key(undefined, 'ops'),
+    acmeWriter: await key('acme_corp', 'writer'),
+    acmeAdmin: await key('acme_corp', 'owner'),
+    globexAdmin: await key('globex_inc', 'owner'),
+  };
   const call = async (method: string, path: string, body: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(url + path, {
       method,

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import type { Config } from '../../config/types.ts';
 import type { TenantGate } from '../../gate.ts';
 import { Gateway } from '../../gateway/gateway.ts';
@@ -11,7 +12,9 @@ export interface Serving {
 
 /** Run the HTTP gateway until SIGINT/SIGTERM; returns once listening. */
 export async function serveGateway(io: CliIO, config: Config, gate: TenantGate, secret: Buffer, options: { port?: number; host?: string; onClose?: () => Promise<void> }): Promise<Serving> {
-  const gateway = await Gateway.create({ gate, secret, env: io.env });
+  // JSON logs (pino), one line per request with its id, tenant and principal; TENANTGATE_LOG_LEVEL picks the level.
+  const logger = pino({ level: io.env['TENANTGATE_LOG_LEVEL'] ?? 'info', base: { service: 'tenantgate' } }, { write: (line: string) => io.stdout(line) });
+  const gateway = await Gateway.create({ gate, secret, env: io.env, logger });
   const app = buildServer(gateway);
   const host = options.host ?? config.effective.server.host;
   const port = options.port ?? config.effective.server.port;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ident } from '../../db/sql.ts';
 import { TenantGateError } from '../../errors/index.ts';
 import { slotValue, tenantPredicate, type DatasetView } from '../dataset-view.ts';
@@ -88,5 +89,19 @@ export function compileSemantic(q: SemanticQuery, view: DatasetView, tenant: Ten
   if (order.length) lines.push(`ORDER BY ${order.join(', ')}`);
   lines.push(`LIMIT ${param(fetchRows)}`);
   if (q.offset) lines.push(`OFFSET ${param(q.offset)}`);
-  return { sql: lines.join('\n'), params, fetchRows, maxRows: capped ? maxRows : fetchRows, write: false, datasets: [d.name], tenantPredicate: tenant !== null };
+  const sql = lines.join('\n');
+  // The compiled text holds no values (all are parameters): it is its own normalised form.
+  return { sql, params, fetchRows, maxRows: capped ? maxRows : fetchRows, write: false, datasets: [d.name], tenantPredicate: tenant !== null, normalized: sql, fingerprint: textFingerprint(sql) };
+}
+
+const fingerprints = new Map<string, string>();
+/** A short, stable fingerprint of a compiled text (computed once per text). */
+function textFingerprint(sql: string): string {
+  let f = fingerprints.get(sql);
+  if (!f) {
+    f = createHash('sha1').update(sql).digest('hex').slice(0, 16);
+    if (fingerprints.size >= 10_000) fingerprints.clear();
+    fingerprints.set(sql, f);
+  }
+  return f;
 }

@@ -1,4 +1,4 @@
-import { loadModule, parseSync } from 'libpg-query';
+import { fingerprintSync, loadModule, normalizeSync, parseSync } from 'libpg-query';
 
 let loading: Promise<void> | undefined;
 let ready = false;
@@ -31,4 +31,13 @@ export function parseSql(text: string): { ok: true; tree: { stmts: Array<{ stmt:
     if (typeof pos === 'number') failure.position = pos;
     return { ok: false, error: failure };
   }
+}
+
+/**
+ * The audit trail's view of a statement: constants replaced by $n (no literal value survives) and
+ * libpg_query's fingerprint (the same for statements that differ only in their constants).
+ */
+export function sqlFingerprint(text: string): { normalized: string; fingerprint: string } {
+  if (!ready) throw new Error('parser not loaded: await loadParser() at startup');
+  return { normalized: normalizeSync(text), fingerprint: fingerprintSync(text) };
 }

@@ -5,7 +5,7 @@ import { TenantGateError } from '../../errors/index.ts';
 import { slotValue, tenantPredicate, type DatasetView } from '../dataset-view.ts';
 import type { QueryPlan } from '../types.ts';
 import { checkStatement, MASK_FUNCTIONS, nameToken, type CheckResult } from './allowlist.ts';
-import { parseSql } from './parser.ts';
+import { parseSql, sqlFingerprint } from './parser.ts';
 
 /** Everything about the caller that changes the checked, rewritten text (the tenant id does not: it is a parameter). */
 export interface SqlScope {
@@ -26,6 +26,9 @@ interface Template {
   slots: string[];
   kind: CheckResult['kind'];
   datasets: string[];
+  /** The caller's statement without its literal values, and its libpg_query fingerprint (audit trail). */
+  normalized: string;
+  fingerprint: string;
 }
 
 export const MAX_SQL_LENGTH = 100_000;
@@ -81,6 +84,8 @@ export class SqlPlanner {
       write,
       datasets: template.datasets,
       tenantPredicate: scope.tenant !== null,
+      normalized: template.normalized,
+      fingerprint: template.fingerprint,
     };
   }
 
@@ -129,11 +134,11 @@ export class SqlPlanner {
       // The row cap is the parameter after the tenant slots.
       const limit = `$${check.maxParam + slots.length + 1}`;
       text = `SELECT * FROM (${text}\n) AS tg_result LIMIT ${limit}`;
-      return { sql: text, userParams: check.maxParam, slots, kind: 'select', datasets };
+      return { sql: text, userParams: check.maxParam, slots, kind: 'select', datasets, ...sqlFingerprint(sql) };
     }
     text = rewriteWrite(text, check, scope, slot);
     verifyRewritten(text, scope, check.reads.length + 1);
-    return { sql: text, userParams: check.maxParam, slots, kind: check.kind, datasets };
+    return { sql: text, userParams: check.maxParam, slots, kind: check.kind, datasets, ...sqlFingerprint(sql) };
   }
 }
 

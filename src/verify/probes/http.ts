@@ -158,6 +158,47 @@ export function httpProbes(): Probe[] {
     p('unknown-header-oracle', 'tenant header naming an unknown tenant answers exactly like header B', async (x, h, k) =>
       sameAnswer(await call(h, 'POST', '/v1/query', semantic(x), { key: k.read }, { [h.header]: x.unknown }), await call(h, 'POST', '/v1/query', semantic(x), { key: k.read }, { [h.header]: x.b }), 'header'),
     ),
+    p('audit-list', "GET /v1/audit with A's tenant admin key, after B made a request: no record of B (control: A's own request is there)", async (x, h) => {
+      const admin = await h.key(x.a, 'admin');
+      const bKey = await h.key(x.b, 'read');
+      if (!admin || !bKey) return skip('A has no tenant admin role, or B no read role');
+      const tag = `tgverify-${randomBytes(6).toString('hex')}`;
+      await call(h, 'POST', '/v1/query', semantic(x), { key: bKey }, { 'x-request-id': `${tag}-b` });
+      await call(h, 'POST', '/v1/query', semantic(x), { key: admin }, { 'x-request-id': `${tag}-a` });
+      // The batched trail is written within its flush interval: ask until A's own record shows (or give up).
+      let a: HttpAnswer | undefined;
+      for (let i = 0; i < 20; i++) {
+        a = await call(h, 'GET', `/v1/audit?limit=1000&request_id=${tag}-a`, undefined, { key: admin });
+        if (a.text.includes(`${tag}-a`)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!a?.text.includes(`${tag}-a`)) return skip(`control failed: A's own request is not in its trail (HTTP ${a?.status})`);
+      const all = await call(h, 'GET', '/v1/audit?limit=1000', undefined, { key: admin });
+      const foreign = (all.json as { events?: Array<{ tenant?: string }> } | undefined)?.events?.filter((e) => e.tenant !== x.a).length ?? 0;
+      return foreign > 0 || all.text.includes(`${tag}-b`) ? leak(`${foreign} audit record(s) of another tenant in A's trail`) : pass;
+    }),
+    p('audit-filter-b', "GET /v1/audit with A's tenant admin key, filtered on B's request id and principal", async (x, h) => {
+      const admin = await h.key(x.a, 'admin');
+      const bKey = await h.key(x.b, 'read');
+      if (!admin || !bKey) return skip('A has no tenant admin role, or B no read role');
+      const id = `tgverify-${randomBytes(6).toString('hex')}-fb`;
+      await call(h, 'POST', '/v1/query', semantic(x), { key: bKey }, { 'x-request-id': id });
+      // Control: B's record must be in the trail (the owner looks) before A's filter can prove anything.
+      let stored = false;
+      for (let i = 0; i < 20 && !stored; i++) {
+        stored = ((await x.owner.query(`SELECT 1 FROM tenantgate.audit_log WHERE event ->> 'request_id' = $1`, [id])).rowCount ?? 0) > 0;
+        if (!stored) await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!stored) return skip("control failed: B's request never reached the audit trail");
+      const byId = await call(h, 'GET', `/v1/audit?request_id=${id}`, undefined, { key: admin });
+      const byPrincipal = await call(h, 'GET', `/v1/audit?principal=key:${bKey.slice(3, 15)}`, undefined, { key: admin });
+      return byId.text.includes(id) || (byPrincipal.json as { events?: unknown[] } | undefined)?.events?.length ? leak("B's audit record answered A's filter") : pass;
+    }),
+    p('audit-path-b', "GET /v1/tenants/B/audit with A's tenant admin key (must be 403)", async (x, h) => {
+      const admin = await h.key(x.a, 'admin');
+      if (!admin) return skip('A has no tenant admin role');
+      return mustRefuse(await call(h, 'GET', `/v1/tenants/${encodeURIComponent(x.b)}/audit`, undefined, { key: admin }), x, 'audit path B');
+    }),
     jwt('header-b', "a valid token for A, with the tenant header naming B (must be 403)", async (x, h, m, role) => {
       const token = await m.sign({ [m.claims.role]: role, [m.claims.tenant]: x.a, sub: 'tg-verify' });
       return mustRefuse(await call(h, 'POST', '/v1/query', semantic(x), { bearer: token }, { [h.header]: x.b }), x, 'a token for A naming B');

@@ -5,7 +5,7 @@
 import { directProbes } from './direct.ts';
 import { gatewayWallProbes } from './gateway-wall.ts';
 import { httpProbes } from './http.ts';
-import { libraryProbes, sessionProbe } from './library.ts';
+import { auditProbe, libraryProbes, sessionProbe } from './library.ts';
 import { poolProbes } from './pool.ts';
 import type { Probe, ProbePath } from './probe.ts';
 import { statementProbes } from './statement.ts';
@@ -17,6 +17,7 @@ export const PROBES: Probe[] = [
   ...libraryProbes('write'),
   ...libraryProbes('admin'),
   sessionProbe,
+  auditProbe,
   ...poolProbes(),
   ...statementProbes('read'),
   ...statementProbes('write'),

@@ -85,6 +85,21 @@ export function libraryProbes(access: AccessLevel): Probe[] {
   ];
 }
 
+/** The audit trail through the library: a tenant admin transaction sees its own chain only. */
+export const auditProbe: Probe = {
+  id: 'L-audit-read',
+  path: 'library',
+  tries: "withTenant(A, admin): select B's audit records (by tenant, and after set_config of the tenant to B)",
+  run: (x) =>
+    rolledBack(x, x.a, 'admin', async (c) => {
+      const n1 = await attempt(c, `SELECT count(*)::int AS n FROM tenantgate.audit_log WHERE tenant = $1`, [x.b]);
+      await attempt(c, `SELECT set_config('tenantgate.tenant', $1, true)`, [x.b]);
+      const n2 = await attempt(c, `SELECT count(*)::int AS n FROM tenantgate.audit_log WHERE tenant <> $1`, [x.a]);
+      const n = (n1.ok ? Number(n1.rows[0]?.['n'] ?? 0) : 0) + (n2.ok ? Number(n2.rows[0]?.['n'] ?? 0) : 0);
+      return n > 0 ? leak(`${n} audit record(s) of other tenants visible`) : pass;
+    }),
+};
+
 export const sessionProbe: Probe = {
   id: 'L-session-bypass',
   path: 'library',

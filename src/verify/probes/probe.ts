@@ -20,7 +20,7 @@ export interface HttpContext {
   url: string;
   header: string;
   /** An API key of `tenant` at `access` (made once per run, revoked afterwards); undefined when no role of the tenant has it. */
-  key(tenant: string, access: 'read' | 'write'): Promise<string | undefined>;
+  key(tenant: string, access: 'read' | 'write' | 'admin'): Promise<string | undefined>;
   /** Signs JWTs when identity.jwt uses an HS secret verify can read. */
   jwt?: JwtMinter;
 }

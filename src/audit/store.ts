@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import type { Database } from '../db/database.ts';
+import { NO_TENANT, type AuditEvent } from './event.ts';
+
+type Queryable = Pick<Database, 'query'>;
+
+/** Append events to their tenants' chains (one statement; the function computes seq and hashes). */
+export async function appendEvents(db: Queryable, events: AuditEvent[]): Promise<number> {
+  if (events.length === 0) return 0;
+  const r = await db.query<{ n: number }>(`SELECT tenantgate.audit_append($1::jsonb) AS n`, [JSON.stringify(events)]);
+  return r.rows[0]?.n ?? 0;
+}
+
+/** The SQL that appends one event inside another transaction (durable mode). */
+export function appendStatement(events: AuditEvent[]): { text: string; values: unknown[] } {
+  return { text: `SELECT tenantgate.audit_append($1::jsonb)`, values: [JSON.stringify(events)] };
+}
+
+export interface AuditFilter {
+  /** One tenant's chain, or all (platform). */
+  tenant?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  code?: string | undefined;
+  principal?: string | undefined;
+  decision?: string | undefined;
+  requestId?: string | undefined;
+  /** Newest first; continue after this cursor (from a previous page). */
+  before?: string | undefined;
+  limit: number;
+}
+
+export interface StoredEvent extends AuditEvent {
+  seq: number;
+}
+
+/** Cursor of a page: the last row's (at, tenant, seq), opaque to callers. */
+export function cursorOf(e: { at: string; tenant: string; seq: number }): string {
+  return Buffer.from(JSON.stringify([e.at, e.tenant, e.seq])).toString('base64url');
+}
+
+function parseCursor(c: string): [string, string, number] | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && Number.isInteger(v[2])) return v as [string, string, number];
+  } catch {
+    // fall through
+  }
+  return undefined;
+}
+
+/**
+ * The read query, newest first. `tenant` undefined reads every chain the session may see; RLS
+ * decides that for gateway roles (own tenant, or all for platform-all), the filter narrows it.
+ */
+export function readQuery(f: AuditFilter): { text: string; values: unknown[] } | { invalid: string } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const p = (v: unknown) => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  if (f.tenant !== undefined) where.push(`tenant = ${p(f.tenant)}`);
+  if (f.since) where.push(`at >= ${p(f.since.toISOString())}::timestamptz`);
+  if (f.until) where.push(`at < ${p(f.until.toISOString())}::timestamptz`);
+  if (f.code) where.push(`event ->> 'code' = ${p(f.code)}`);
+  if (f.principal) where.push(`event ->> 'principal' = ${p(f.principal)}`);
+  if (f.decision) where.push(`event ->> 'decision' = ${p(f.decision)}`);
+  if (f.requestId) where.push(`event ->> 'request_id' = ${p(f.requestId)}`);
+  if (f.before !== undefined) {
+    const c = parseCursor(f.before);
+    if (!c) return { invalid: 'before is not a cursor this endpoint returned' };
+    where.push(`(at, tenant, seq) < (${p(c[0])}::timestamptz, ${p(c[1])}, ${p(c[2])})`);
+  }
+  return {
+    text: `SELECT seq, event FROM tenantgate.audit_log${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, tenant DESC, seq DESC LIMIT ${p(f.limit)}`,
+    values,
+  };
+}
+
+export function rowsToEvents(rows: Array<Record<string, unknown>>): StoredEvent[] {
+  return rows.map((r) => ({ ...(r['event'] as AuditEvent), seq: Number(r['seq']) }));
+}
+
+/** One broken link of a chain, named so it can be found. */
+export interface ChainProblem {
+  tenant: string;
+  seq: number;
+  request_id?: string;
+  problem: 'edited' | 'removed' | 'reordered' | 'truncated' | 'head missing';
+  detail: string;
+}
+
+export interface ChainReport {
+  ok: boolean;
+  chains: number;
+  records: number;
+  problems: ChainProblem[];
+}
+
+const sha256 = (prev: Buffer, text: string) => createHash('sha256').update(prev).update(text, 'utf8').digest();
+
+/**
+ * Recompute every chain (or one tenant's): each record's hash must be sha256(prev || event),
+ * prev the hash before it, seq consecutive from where retention cut, the event's own tenant and
+ * seq those of its row, and the last record the chain's head. Reads in pages (any size of trail).
+ */
+export async function verifyChains(db: Queryable, options: { tenant?: string; pageSize?: number; onProgress?: (records: number) => void } = {}): Promise<ChainReport> {
+  const pageSize = options.pageSize ?? 5_000;
+  const heads = new Map<string, { seq: number; hash: Buffer; pruned_seq: number; pruned_hash: Buffer }>();
+  const h = await db.query<{ tenant: string; seq: string; hash: Buffer; pruned_seq: string; pruned_hash: Buffer }>(
+    `SELECT tenant, seq, hash, pruned_seq, pruned_hash FROM tenantgate.audit_heads${options.tenant !== undefined ? ' WHERE tenant = $1' : ''}`,
+    options.tenant !== undefined ? [options.tenant] : [],
+  );
+  for (const r of h.rows) heads.set(r.tenant, { seq: Number(r.seq), hash: Buffer.from(r.hash), pruned_seq: Number(r.pruned_seq), pruned_hash: Buffer.from(r.pruned_hash) });
+  const problems: ChainProblem[] = [];
+  let records = 0;
+  let current: { tenant: string; seq: number; hash: Buffer } | undefined;
+  const seen = new Set<string>();
+  const closeChain = () => {
+    if (!current) return;
+    const head = heads.get(current.tenant);
+    if (head && (head.seq !== current.seq || !head.hash.equals(current.hash))) {
+      problems.push({ tenant: current.tenant, seq: current.seq + 1, problem: 'truncated', detail: `the chain ends at seq ${current.seq} but its head is at seq ${head.seq}: the records after ${current.seq} were removed` });
+    }
+  };
+  let after: [string, number] = [options.tenant !== undefined ? options.tenant : '', -1];
+  for (;;) {
+    const page = await db.query<{ tenant: string; seq: string; event_text: string; prev: Buffer; hash: Buffer }>(
+      `SELECT tenant, seq, event::text AS event_text, prev, hash FROM tenantgate.audit_log
+        WHERE (tenant, seq) > ($1, $2)${options.tenant !== undefined ? ' AND tenant = $1' : ''}
+        ORDER BY tenant, seq LIMIT $3`,
+      [after[0], after[1], pageSize],
+    );
+    for (const row of page.rows) {
+      const seq = Number(row.seq);
+      const prev = Buffer.from(row.prev);
+      const hash = Buffer.from(row.hash);
+      let event: { tenant?: unknown; seq?: unknown; request_id?: string } = {};
+      try {
+        event = JSON.parse(row.event_text) as typeof event;
+      } catch {
+        // an unparsable event is an edited one: caught by the hash below
+      }
+      const name = { tenant: row.tenant, seq, ...(typeof event.request_id === 'string' ? { request_id: event.request_id } : {}) };
+      if (!current || current.tenant !== row.tenant) {
+        closeChain();
+        seen.add(row.tenant);
+        const head = heads.get(row.tenant);
+        const startSeq = (head?.pruned_seq ?? 0) + 1;
+        const startHash = head?.pruned_hash ?? Buffer.alloc(0);
+        if (!head) problems.push({ ...name, problem: 'head missing', detail: 'the chain has no head row (tenantgate.audit_heads)' });
+        else if (seq !== startSeq) problems.push({ ...name, problem: 'removed', detail: `the chain starts at seq ${seq}, not ${startSeq}: records ${startSeq}..${seq - 1} were removed` });
+        else if (!prev.equals(startHash)) problems.push({ ...name, problem: 'edited', detail: 'the first record does not continue from where retention cut the chain' });
+      } else if (seq !== current.seq + 1) {
+        problems.push({ ...name, problem: 'removed', detail: `seq ${current.seq + 1}${seq - 1 > current.seq + 1 ? `..${seq - 1}` : ''} missing before seq ${seq}` });
+      } else if (!prev.equals(current.hash)) {
+        problems.push({ ...name, problem: 'reordered', detail: `its prev does not match the hash of seq ${current.seq}` });
+      }
+      if (event.tenant !== row.tenant || event.seq !== seq) {
+        problems.push({ ...name, problem: 'reordered', detail: `the row at seq ${seq} holds the event of ${String(event.tenant)} seq ${String(event.seq)}` });
+      } else if (!sha256(prev, row.event_text).equals(hash)) {
+        problems.push({ ...name, problem: 'edited', detail: 'its hash does not match its content' });
+      }
+      current = { tenant: row.tenant, seq, hash };
+      records++;
+    }
+    options.onProgress?.(records);
+    if (page.rows.length < pageSize) break;
+    const last = page.rows[page.rows.length - 1]!;
+    after = [last.tenant, Number(last.seq)];
+  }
+  closeChain();
+  // Chains whose every record is gone (or whose head has records that never arrived).
+  for (const [tenant, head] of heads) {
+    if (!seen.has(tenant) && head.seq > head.pruned_seq) {
+      problems.push({ tenant, seq: head.pruned_seq + 1, problem: 'truncated', detail: `the head is at seq ${head.seq} but no record of the chain remains` });
+    }
+  }
+  return { ok: problems.length === 0, chains: heads.size, records, problems };
+}
+
+/** Drop what is older than audit.retention_days (as apply recorded it), keeping the chains verifiable. */
+export async function pruneAudit(db: Queryable): Promise<number> {
+  const r = await db.query<{ n: string }>(`SELECT tenantgate.audit_prune() AS n`);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+export { NO_TENANT };
