@@ -5,7 +5,6 @@
  * over 3 runs with every check CHECKS holds at the time, then `runVerify` as `tenantgate verify
  * --url` runs it (default pair sample and 60 s budget, every probe, a live gateway in this process).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseConfig } from '../src/config/load.ts';
@@ -228,30 +227,4 @@ ${pathRows.join('\n')}
 
 **Goal (verify under ${VERIFY_GOAL_MS / 1000} s, saying how many pairs it covered) holds? ${yesNo(v.ms < VERIFY_GOAL_MS)}** (${secs(v.ms)}; ${v.pairs.covered} pairs).
 `;
-}
-
-/**
- * Put section 5 into an existing docs/benchmarks.md without touching the others: replace the
- * "## 5." section when there is one, else insert it before "## Running it" (or at the end).
- */
-export function spliceDoctorSection(file: string, section: string): void {
-  if (!existsSync(file)) {
-    writeFileSync(file, `# Benchmarks\n\n${section}`);
-    return;
-  }
-  const text = readFileSync(file, 'utf8');
-  const lines = text.split('\n');
-  const start = lines.findIndex((l) => l.startsWith(DOCTOR_HEADING));
-  const body = section.replace(/\n+$/, '').split('\n');
-  let out: string[];
-  if (start >= 0) {
-    let end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
-    if (end < 0) end = lines.length;
-    out = [...lines.slice(0, start), ...body, '', ...lines.slice(end)];
-  } else {
-    const running = lines.findIndex((l) => l.startsWith('## Running it'));
-    const at = running >= 0 ? running : lines.length;
-    out = [...lines.slice(0, at), ...body, '', ...lines.slice(at)];
-  }
-  writeFileSync(file, out.join('\n'));
 }

@@ -5,7 +5,7 @@
  * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
  *
  * Options (for exploring; the defaults are what the report is made of):
- *   --only=point|apply|http|planner|doctor   run one benchmark (--only=doctor writes only section 5 of docs/benchmarks.md)
+ *   --only=point|apply|http|planner|doctor|audit   run one benchmark (--only=doctor or audit writes only its section of docs/benchmarks.md)
  *   --no-write           print the report instead of writing docs/benchmarks.md
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
@@ -18,17 +18,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runApplyBench, type ApplyResult } from './apply.ts';
 import { createDataset } from './dataset.ts';
-import { doctorSection, runDoctorBench, spliceDoctorSection, type DoctorResult } from './doctor.ts';
+import { auditSection, AUDIT_HEADING, runAuditBench, type AuditBenchResult } from './audit.ts';
+import { doctorSection, DOCTOR_HEADING, runDoctorBench, type DoctorResult } from './doctor.ts';
 import { runHttpBench, type HttpResult } from './http.ts';
 import { runPgbench, type PgbenchResult } from './pgbench.ts';
 import { renderReport, summary } from './report.ts';
 import { runPlannerBench, type PlannerResult } from './sql-planner.ts';
-import { log, machineFacts, Scratch } from './support.ts';
+import { log, machineFacts, Scratch, spliceSection } from './support.ts';
 import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } from './with-tenant.ts';
 
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor'];
+const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit'];
 if (only && !BENCHMARKS.includes(only)) {
   process.stderr.write(`--only takes one of ${BENCHMARKS.join(', ')}\n`);
   process.exit(2);
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
   let http: HttpResult | undefined;
   let planner: PlannerResult | undefined;
   let doctor: DoctorResult | undefined;
+  let audit: AuditBenchResult | undefined;
   try {
     log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
     if (!only || only === 'planner') {
@@ -90,11 +92,11 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'apply') apply = await runApplyBench(scratch, secretText);
     if (!only || only === 'doctor') doctor = await runDoctorBench(scratch, secret);
-    if (!only || only === 'point' || only === 'http') {
+    if (!only || only === 'point' || only === 'http' || only === 'audit') {
       const ds = await createDataset(scratch, secret);
       setup = ds.timings;
       try {
-        await checkIsolation(ds);
+        if (only !== 'audit') await checkIsolation(ds);
         if (!only || only === 'point') {
           const variants = await openVariants(ds, CONCURRENCY);
           try {
@@ -118,6 +120,9 @@ async function main(): Promise<void> {
             profile,
           });
         }
+        if (!only || only === 'audit') {
+          audit = await runAuditBench(ds, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });
+        }
       } finally {
         await ds.owner.close();
       }
@@ -127,20 +132,22 @@ async function main(): Promise<void> {
   }
   const totalSeconds = (performance.now() - started) / 1000;
   const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
-  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, totalSeconds }, null, 2));
-  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, totalSeconds });
-  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, totalSeconds })}\n`);
+  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, totalSeconds }, null, 2));
+  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, totalSeconds });
+  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, totalSeconds })}\n`);
   if (write && !only) {
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     writeFileSync(file, report);
     log(`wrote ${file} (${Math.round(totalSeconds)} s in all)`);
   } else if (!write) {
-    process.stdout.write(`\n${only === 'doctor' && doctor ? doctorSection(doctor, machine.date) : report}`);
-  } else if (only === 'doctor' && doctor) {
-    // Only section 5 changes: the other sections keep the full run's numbers.
+    const sections: Record<string, string | undefined> = { doctor: doctor && doctorSection(doctor, machine.date), audit: audit && auditSection(audit, machine.date) };
+    process.stdout.write(`\n${(only && sections[only]) ?? report}`);
+  } else if ((only === 'doctor' && doctor) || (only === 'audit' && audit)) {
+    // Only that section changes: the other sections keep the full run's numbers.
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
-    spliceDoctorSection(file, doctorSection(doctor, machine.date));
-    log(`wrote section 5 of ${file}, the other sections left as they were`);
+    if (only === 'doctor') spliceSection(file, DOCTOR_HEADING, doctorSection(doctor!, machine.date));
+    else spliceSection(file, AUDIT_HEADING, auditSection(audit!, machine.date));
+    log(`wrote the ${only} section of ${file}, the other sections left as they were`);
   } else {
     log('--only: docs/benchmarks.md left as it was (it holds the full run)');
   }

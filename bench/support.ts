@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import pg from 'pg';
 
@@ -275,4 +275,30 @@ export class CpuMeter {
 /** A pool that never closes idle connections, so connection churn stays out of the timed rounds. */
 export function keepConnections(pool: pg.Pool): void {
   (pool as unknown as { options: { idleTimeoutMillis: number } }).options.idleTimeoutMillis = 0;
+}
+
+/**
+ * Put one section into an existing docs/benchmarks.md without touching the others (for --only runs):
+ * replace the section whose heading starts with `heading` (e.g. "## 5. "), else insert it before
+ * "## Running it" (or at the end).
+ */
+export function spliceSection(file: string, heading: string, section: string): void {
+  if (!existsSync(file)) {
+    writeFileSync(file, `# Benchmarks\n\n${section}`);
+    return;
+  }
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.startsWith(heading));
+  const body = section.replace(/\n+$/, '').split('\n');
+  let out: string[];
+  if (start >= 0) {
+    let end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
+    if (end < 0) end = lines.length;
+    out = [...lines.slice(0, start), ...body, '', ...lines.slice(end)];
+  } else {
+    const running = lines.findIndex((l) => l.startsWith('## Running it'));
+    const at = running >= 0 ? running : lines.length;
+    out = [...lines.slice(0, at), ...body, '', ...lines.slice(at)];
+  }
+  writeFileSync(file, out.join('\n'));
 }

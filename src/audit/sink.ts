@@ -42,7 +42,7 @@ export class AuditSink {
   readonly stats: SinkStats = { buffered: 0, written: 0, dropped: 0, failedFlushes: 0, waiting: 0, waited: 0, peak: 0 };
 
   constructor(private readonly o: SinkOptions) {
-    this.timer = setInterval(() => void this.flush(), o.flushIntervalMs);
+    this.timer = setInterval(() => void this.flush(true), o.flushIntervalMs);
     this.timer.unref();
   }
 
@@ -63,7 +63,7 @@ export class AuditSink {
     this.buffer.push(event);
     this.stats.buffered = this.buffer.length;
     if (this.buffer.length > this.stats.peak) this.stats.peak = this.buffer.length;
-    if (this.buffer.length >= this.o.batchSize && !this.flushing && this.backoffMs === 0) void this.flush();
+    if (this.buffer.length >= this.o.batchSize && !this.flushing && this.backoffMs === 0) void this.flush(false);
   }
 
   private waitForRoom(ms: number): Promise<boolean> {
@@ -78,18 +78,25 @@ export class AuditSink {
       };
       const t = setTimeout(() => done(false), ms);
       this.waiters.push(wake);
-      void this.flush();
+      void this.flush(true);
     });
   }
 
-  /** Write everything buffered, batch by batch; a failed batch stays at the front for the next try. */
-  flush(): Promise<void> {
+  /**
+   * Write what is buffered, batch by batch: only full batches unless `all` (the timer, close, a
+   * waiting request), so a busy gateway writes batch_size events per statement, not a trickle.
+   * A failed batch stays at the front for the next try.
+   */
+  flush(all = true): Promise<void> {
     if (this.flushing) return this.flushing;
     if (this.buffer.length === 0) return Promise.resolve();
     // Never rejects: a failed batch is kept and retried; close() keeps trying until its deadline.
     this.flushing = (async () => {
       try {
-        while (this.buffer.length > 0) {
+        // `all` owes only what was buffered when it began: events arriving meanwhile wait for a full
+        // batch or the next tick, or a busy gateway would drain in a trickle of tiny statements.
+        let owed = all ? this.buffer.length : 0;
+        while (this.buffer.length >= this.o.batchSize || owed > 0) {
           const batch = this.buffer.slice(0, this.o.batchSize);
           try {
             await this.o.write(batch);
@@ -103,6 +110,7 @@ export class AuditSink {
           }
           this.backoffMs = 0;
           this.buffer.splice(0, batch.length);
+          owed -= batch.length;
           this.stats.written += batch.length;
           this.stats.buffered = this.buffer.length;
           for (const w of [...this.waiters]) w();

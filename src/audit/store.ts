@@ -4,16 +4,41 @@ import { NO_TENANT, type AuditEvent } from './event.ts';
 
 type Queryable = Pick<Database, 'query'>;
 
-/** Append events to their tenants' chains (one statement; the function computes seq and hashes). */
+const sha256 = (...parts: Array<Buffer | string>) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+
+/**
+ * The arguments of tenantgate.audit_append for a batch: each event as the exact JSON text kept
+ * (and hashed), its tenant, time and sha256. Each list travels as one text with one item per line
+ * (JSON.stringify never emits a raw newline; tenant ids and ISO times hold none): the server splits
+ * them with string_to_array instead of parsing array literals full of escaped quotes, and it never
+ * parses the JSON.
+ */
+function appendArgs(events: AuditEvent[]): unknown[] {
+  const texts = events.map((e) => JSON.stringify(e));
+  return [events.map((e) => e.tenant).join('\n'), events.map((e) => e.at).join('\n'), texts.join('\n'), texts.map((t) => sha256(t).toString('hex')).join('\n')];
+}
+
+const APPEND = `SELECT tenantgate.audit_append(string_to_array($1, E'\\n'), string_to_array($2, E'\\n')::timestamptz[], string_to_array($3, E'\\n'), ARRAY(SELECT decode(d, 'hex') FROM unnest(string_to_array($4, E'\\n')) d)) AS n`;
+
+/** Append events to their tenants' chains (one statement; the function assigns seq and links hashes). */
 export async function appendEvents(db: Queryable, events: AuditEvent[]): Promise<number> {
   if (events.length === 0) return 0;
-  const r = await db.query<{ n: number }>(`SELECT tenantgate.audit_append($1::jsonb) AS n`, [JSON.stringify(events)]);
+  const r = await db.query<{ n: number }>(APPEND, appendArgs(events));
   return r.rows[0]?.n ?? 0;
 }
 
-/** The SQL that appends one event inside another transaction (durable mode). */
+/** The SQL that appends events inside another transaction (durable mode). */
 export function appendStatement(events: AuditEvent[]): { text: string; values: unknown[] } {
-  return { text: `SELECT tenantgate.audit_append($1::jsonb)`, values: [JSON.stringify(events)] };
+  return { text: APPEND, values: appendArgs(events) };
+}
+
+/** The chain hash of one record: sha256(prev || tenant ':' seq ':' || sha256(event text)). */
+export function chainHash(prev: Buffer, tenant: string, seq: number, eventText: string): Buffer {
+  return sha256(prev, `${tenant}:${seq}:`, sha256(eventText));
 }
 
 export interface AuditFilter {
@@ -63,23 +88,25 @@ export function readQuery(f: AuditFilter): { text: string; values: unknown[] } |
   if (f.tenant !== undefined) where.push(`tenant = ${p(f.tenant)}`);
   if (f.since) where.push(`at >= ${p(f.since.toISOString())}::timestamptz`);
   if (f.until) where.push(`at < ${p(f.until.toISOString())}::timestamptz`);
-  if (f.code) where.push(`event ->> 'code' = ${p(f.code)}`);
-  if (f.principal) where.push(`event ->> 'principal' = ${p(f.principal)}`);
-  if (f.decision) where.push(`event ->> 'decision' = ${p(f.decision)}`);
-  if (f.requestId) where.push(`event ->> 'request_id' = ${p(f.requestId)}`);
+  if (f.code) where.push(`event::jsonb ->> 'code' = ${p(f.code)}`);
+  if (f.principal) where.push(`event::jsonb ->> 'principal' = ${p(f.principal)}`);
+  if (f.decision) where.push(`event::jsonb ->> 'decision' = ${p(f.decision)}`);
+  if (f.requestId) where.push(`event::jsonb ->> 'request_id' = ${p(f.requestId)}`);
+  // One chain is read backwards along its primary key (seq follows arrival); all chains by time.
+  const one = f.tenant !== undefined;
   if (f.before !== undefined) {
     const c = parseCursor(f.before);
     if (!c) return { invalid: 'before is not a cursor this endpoint returned' };
-    where.push(`(at, tenant, seq) < (${p(c[0])}::timestamptz, ${p(c[1])}, ${p(c[2])})`);
+    where.push(one ? `seq < ${p(c[2])}` : `(at, tenant, seq) < (${p(c[0])}::timestamptz, ${p(c[1])}, ${p(c[2])})`);
   }
   return {
-    text: `SELECT seq, event FROM tenantgate.audit_log${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, tenant DESC, seq DESC LIMIT ${p(f.limit)}`,
+    text: `SELECT seq, event FROM tenantgate.audit_log${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${one ? 'seq DESC' : 'at DESC, tenant DESC, seq DESC'} LIMIT ${p(f.limit)}`,
     values,
   };
 }
 
 export function rowsToEvents(rows: Array<Record<string, unknown>>): StoredEvent[] {
-  return rows.map((r) => ({ ...(r['event'] as AuditEvent), seq: Number(r['seq']) }));
+  return rows.map((r) => ({ ...(JSON.parse(r['event'] as string) as AuditEvent), seq: Number(r['seq']) }));
 }
 
 /** One broken link of a chain, named so it can be found. */
@@ -98,12 +125,10 @@ export interface ChainReport {
   problems: ChainProblem[];
 }
 
-const sha256 = (prev: Buffer, text: string) => createHash('sha256').update(prev).update(text, 'utf8').digest();
-
 /**
- * Recompute every chain (or one tenant's): each record's hash must be sha256(prev || event),
- * prev the hash before it, seq consecutive from where retention cut, the event's own tenant and
- * seq those of its row, and the last record the chain's head. Reads in pages (any size of trail).
+ * Recompute every chain (or one tenant's): each record's hash must be chainHash(prev, tenant, seq,
+ * event), prev the hash before it, seq consecutive from where retention cut, the event's tenant
+ * that of its row, and the last record the chain's head. Reads in pages (any size of trail).
  */
 export async function verifyChains(db: Queryable, options: { tenant?: string; pageSize?: number; onProgress?: (records: number) => void } = {}): Promise<ChainReport> {
   const pageSize = options.pageSize ?? 5_000;
@@ -127,7 +152,7 @@ export async function verifyChains(db: Queryable, options: { tenant?: string; pa
   let after: [string, number] = [options.tenant !== undefined ? options.tenant : '', -1];
   for (;;) {
     const page = await db.query<{ tenant: string; seq: string; event_text: string; prev: Buffer; hash: Buffer }>(
-      `SELECT tenant, seq, event::text AS event_text, prev, hash FROM tenantgate.audit_log
+      `SELECT tenant, seq, event AS event_text, prev, hash FROM tenantgate.audit_log
         WHERE (tenant, seq) > ($1, $2)${options.tenant !== undefined ? ' AND tenant = $1' : ''}
         ORDER BY tenant, seq LIMIT $3`,
       [after[0], after[1], pageSize],
@@ -136,7 +161,7 @@ export async function verifyChains(db: Queryable, options: { tenant?: string; pa
       const seq = Number(row.seq);
       const prev = Buffer.from(row.prev);
       const hash = Buffer.from(row.hash);
-      let event: { tenant?: unknown; seq?: unknown; request_id?: string } = {};
+      let event: { tenant?: unknown; request_id?: string } = {};
       try {
         event = JSON.parse(row.event_text) as typeof event;
       } catch {
@@ -155,11 +180,12 @@ export async function verifyChains(db: Queryable, options: { tenant?: string; pa
       } else if (seq !== current.seq + 1) {
         problems.push({ ...name, problem: 'removed', detail: `seq ${current.seq + 1}${seq - 1 > current.seq + 1 ? `..${seq - 1}` : ''} missing before seq ${seq}` });
       } else if (!prev.equals(current.hash)) {
-        problems.push({ ...name, problem: 'reordered', detail: `its prev does not match the hash of seq ${current.seq}` });
+        problems.push({ ...name, problem: 'reordered', detail: `its prev does not match the hash of seq ${current.seq}: records were moved` });
       }
-      if (event.tenant !== row.tenant || event.seq !== seq) {
-        problems.push({ ...name, problem: 'reordered', detail: `the row at seq ${seq} holds the event of ${String(event.tenant)} seq ${String(event.seq)}` });
-      } else if (!sha256(prev, row.event_text).equals(hash)) {
+      const moved = problems.length > 0 && problems[problems.length - 1]!.tenant === row.tenant && problems[problems.length - 1]!.seq === seq;
+      if (event.tenant !== row.tenant) {
+        problems.push({ ...name, problem: 'reordered', detail: `the row of ${row.tenant} holds an event of ${String(event.tenant)}` });
+      } else if (!moved && !chainHash(prev, row.tenant, seq, row.event_text).equals(hash)) {
         problems.push({ ...name, problem: 'edited', detail: 'its hash does not match its content' });
       }
       current = { tenant: row.tenant, seq, hash };

@@ -20,6 +20,8 @@ export interface Database {
   readonly pglite?: PGlite;
   /** The login this pool connects as. */
   readonly user: string;
+  /** Another pool on the same login (a server), or this one (PGlite has one session). */
+  sibling(max: number): Promise<Database>;
   query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
   close(): Promise<void>;
 }
@@ -61,17 +63,19 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     const pglite = instance;
     const pool = new pg.Pool({ ...createPgConfig(pglite), max: 1 });
     const user = ((await pglite.query<{ u: string }>('select current_user as u')).rows[0] as { u: string }).u;
-    return {
+    const db: Database = {
       kind: 'pglite',
       pool,
       pglite,
       user,
+      sibling: async () => ({ ...db, close: async () => {} }),
       query: (text, params) => pool.query(text, params as unknown[]),
       close: async () => {
         await pool.end();
         if (owned && !pglite.closed) await pglite.close();
       },
     };
+    return db;
   }
   if (!/^postgres(ql)?:\/\//.test(url)) {
     throw new Error(`unsupported database url scheme: ${url.split(':')[0]}: (use pglite://DIR or postgres://…)`);
@@ -88,6 +92,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     kind: 'postgres',
     pool,
     user: decodeURIComponent(user),
+    sibling: (max) => openDatabase(url, { max }),
     query: (text, params) => pool.query(text, params as unknown[]),
     close: () => pool.end(),
   };

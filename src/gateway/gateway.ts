@@ -6,6 +6,7 @@ import { AuditSink } from '../audit/sink.ts';
 import { appendEvents, appendStatement, cursorOf, pruneAudit, readQuery, rowsToEvents, type StoredEvent } from '../audit/store.ts';
 import { authorize } from '../authorize/authorize.ts';
 import type { AccessLevel, Config, Tenant } from '../config/types.ts';
+import type { Database } from '../db/database.ts';
 import { TenantGateError, isTenantGateError, type ErrorCode } from '../errors/index.ts';
 import { runPlan, toGatewayError } from '../execute/run-plan.ts';
 import type { TenantGate } from '../gate.ts';
@@ -96,6 +97,8 @@ export class Gateway {
     readonly catalog: QueryCatalog,
     readonly log: Logger,
     env: Record<string, string | undefined>,
+    /** The audit writer's own connection, so a batch being written never holds one of the requests' connections. */
+    private readonly writer: Database,
     private readonly auditing = true,
   ) {
     this.planner = new QueryPlanner(config, catalog);
@@ -104,7 +107,7 @@ export class Gateway {
     this.audit =
       a.mode === 'batched' && auditing
         ? new AuditSink({
-            write: (events) => appendEvents(gate.database, events),
+            write: (events) => appendEvents(writer, events),
             flushIntervalMs: a.flush_interval_ms,
             batchSize: a.batch_size,
             bufferLimit: a.buffer_limit,
@@ -146,7 +149,8 @@ export class Gateway {
     const pool = gate.database.pool;
     const identifier = new Identifier(gate.config, options.secret, pool, createJwtVerifier(gate.config, env));
     const catalog = await QueryCatalog.load(gate.config, pool);
-    const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, options.audit !== false);
+    const writer = await gate.database.sibling(1);
+    const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, writer, options.audit !== false);
     if (options.retention !== false) gateway.startRetention();
     return gateway;
   }
@@ -200,7 +204,9 @@ export class Gateway {
   }
 
   private async execute(rec: RequestRecord, c: Caller, plan: QueryPlan): Promise<QueryAnswer> {
-    const durable = this.auditing && this.config.effective.audit.mode === 'durable';
+    // Durable writes commit with their record; durable reads have nothing to be atomic with, so
+    // their record is written after the statement and before the answer (finish), one round trip more.
+    const durable = this.auditing && this.config.effective.audit.mode === 'durable' && plan.write;
     const answer = await runPlan(
       this.gate,
       { tenant: c.tenant?.id ?? null, access: c.access },
@@ -348,6 +354,7 @@ export class Gateway {
     if (this.audit) await this.audit.record(event);
     else if (this.auditing && !rec.audited) {
       try {
+        // The requests' pool, not the batch writer's single connection: every durable answer waits on this.
         await appendEvents(this.gate.database, [event]);
       } catch (err) {
         this.log.error({ err, request_id: rec.id }, 'audit: durable write failed; the request is answered DB_UNAVAILABLE');
@@ -361,7 +368,7 @@ export class Gateway {
 
   private startRetention(): void {
     const run = () =>
-      pruneAudit(this.gate.database).then(
+      pruneAudit(this.writer).then(
         (n) => n > 0 && this.log.info({ removed: n }, 'audit retention: removed expired records'),
         (err: unknown) => this.log.warn({ err }, 'audit retention failed; will retry'),
       );
@@ -375,6 +382,7 @@ export class Gateway {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     await this.audit?.close();
     await this.security.flush();
+    await this.writer.close();
   }
 }
 

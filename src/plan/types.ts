@@ -12,7 +12,7 @@ export interface QueryPlan {
   datasets: string[];
   /** Whether the gateway added the tenant predicate (false only for platform `all`). */
   tenantPredicate: boolean;
-  /** For the audit trail: the statement with no literal values, and a fingerprint of its shape. */
+  /** For the audit trail: the statement (SQL API) or the request's shape (semantic) with no value, and a fingerprint of the statement's shape. */
   normalized: string;
   fingerprint: string;
 }

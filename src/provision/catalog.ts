@@ -41,19 +41,20 @@ export const CATALOG_TABLES: Record<string, string> = {
   k_ipad bytea NOT NULL,
   k_opad bytea NOT NULL)`,
   // The audit trail: one hash chain per tenant ('*': platform-wide and unauthenticated requests).
-  // hash = sha256(prev || event::text); event carries tenant and seq, so a moved row no longer fits.
-  // Only tenantgate.audit_append writes it; no tenantgate role may insert, update or delete.
+  // hash = sha256(prev || tenant ':' seq ':' || sha256(event)): a record moved, edited or removed
+  // breaks it. The event is kept as the exact text that was hashed (JSON; read as jsonb when filtered).
+  // Only tenantgate.audit_append writes it; no tenantgate role may insert, update or delete it.
   audit_log: `CREATE TABLE tenantgate.audit_log (
   tenant text NOT NULL,
   seq bigint NOT NULL,
   at timestamptz NOT NULL,
-  event jsonb NOT NULL,
+  event text NOT NULL,
   prev bytea NOT NULL,
   hash bytea NOT NULL,
   PRIMARY KEY (tenant, seq));
-CREATE INDEX audit_log_tenant_at ON tenantgate.audit_log (tenant, at);
 CREATE INDEX audit_log_at ON tenantgate.audit_log (at)`,
-  // The head of each chain (a removed tail shows against it) and where retention cut its start.
+  // One tenant's records are read along its chain (seq follows arrival), across tenants by time:
+  // two indexes, not three, because every request writes here.
   audit_heads: `CREATE TABLE tenantgate.audit_heads (
   tenant text PRIMARY KEY,
   seq bigint NOT NULL,
@@ -150,56 +151,74 @@ END`,
     ],
     [
       'audit_append',
-      'events jsonb',
+      'tenants text[], ats timestamptz[], events text[], digests bytea[]',
       'integer',
-      // Appends a batch to the per-tenant chains. Heads are locked in tenant order, so concurrent
-      // writers (several gateway processes) never deadlock and each chain stays one sequence.
-      // Inside a signed tenant context (durable mode) only that tenant's chain may be written.
+      // Appends a batch to the per-tenant chains: event i belongs to tenants[i], happened at ats[i],
+      // and digests[i] is sha256(events[i]) (computed by the gateway; audit verify recomputes it).
+      // Set-based but for the hash loop: one statement locks every head the batch touches, in tenant
+      // order (concurrent writers never deadlock and each chain stays one sequence), one inserts the
+      // records, one moves the heads. Inside a signed tenant context (durable mode) only that
+      // tenant's chain may be written.
       `
 DECLARE
   ctx text := tenantgate.gateway_tenant();
-  t text;
-  evs jsonb;
-  e jsonb;
-  s bigint;
-  p bytea;
-  x bytea;
-  n integer := 0;
+  tens text[] := tenants;
+  dig bytea[] := digests;
+  ord int[];
+  ts text[];
+  hs bigint[];
+  hh bytea[];
   seqs bigint[];
-  ats timestamptz[];
-  bodies jsonb[];
   prevs bytea[];
   hashes bytea[];
+  cur text;
+  t text;
+  i int;
+  j int := 0;
+  s bigint;
+  p bytea;
 BEGIN
-  IF jsonb_typeof(events) <> 'array' THEN
-    RAISE EXCEPTION 'audit_append takes a JSON array' USING ERRCODE = '22023';
+  IF cardinality(tens) IS DISTINCT FROM cardinality(events) OR cardinality(ats) IS DISTINCT FROM cardinality(events) OR cardinality(dig) IS DISTINCT FROM cardinality(events) THEN
+    RAISE EXCEPTION 'audit_append takes four arrays of one length' USING ERRCODE = '22023';
   END IF;
-  FOR t, evs IN
-    SELECT v ->> 'tenant', jsonb_agg(v ORDER BY o) FROM jsonb_array_elements(events) WITH ORDINALITY AS a(v, o) GROUP BY 1 ORDER BY 1
-  LOOP
-    IF t IS NULL OR t = '' THEN
-      RAISE EXCEPTION 'every audit event needs a tenant' USING ERRCODE = '22023';
+  IF cardinality(tens) = 0 THEN
+    RETURN 0;
+  END IF;
+  IF EXISTS (SELECT 1 FROM unnest(tens) u WHERE u IS NULL OR u = '') THEN
+    RAISE EXCEPTION 'every audit event needs a tenant' USING ERRCODE = '22023';
+  END IF;
+  IF ctx IS NOT NULL AND ctx <> '*' AND EXISTS (SELECT 1 FROM unnest(tens) u WHERE u <> ctx) THEN
+    RAISE EXCEPTION 'a tenant transaction may only append to its own audit chain' USING ERRCODE = '42501';
+  END IF;
+  INSERT INTO tenantgate.audit_heads (tenant, seq, hash) SELECT DISTINCT u, 0, '\\x'::bytea FROM unnest(tens) u ON CONFLICT (tenant) DO NOTHING;
+  SELECT array_agg(h.tenant ORDER BY h.tenant), array_agg(h.seq ORDER BY h.tenant), array_agg(h.hash ORDER BY h.tenant) INTO ts, hs, hh
+    FROM (SELECT x.tenant, x.seq, x.hash FROM tenantgate.audit_heads x WHERE x.tenant = ANY (tens) ORDER BY x.tenant FOR UPDATE) h;
+  SELECT array_agg(u.o::int ORDER BY u.t, u.o) INTO ord FROM unnest(tens) WITH ORDINALITY AS u(t, o);
+  seqs := '{}'; prevs := '{}'; hashes := '{}';
+  FOR k IN 1 .. cardinality(ord) LOOP
+    i := ord[k];
+    t := tens[i];
+    IF cur IS DISTINCT FROM t THEN
+      IF cur IS NOT NULL THEN
+        hs[j] := s; hh[j] := p;
+      END IF;
+      j := j + 1;
+      IF ts[j] IS DISTINCT FROM t THEN
+        RAISE EXCEPTION 'audit_append: heads out of step' USING ERRCODE = 'XX000';
+      END IF;
+      cur := t; s := hs[j]; p := hh[j];
     END IF;
-    IF ctx IS NOT NULL AND ctx <> '*' AND t <> ctx THEN
-      RAISE EXCEPTION 'a tenant transaction may only append to its own audit chain' USING ERRCODE = '42501';
-    END IF;
-    INSERT INTO tenantgate.audit_heads (tenant, seq, hash) VALUES (t, 0, '\\x') ON CONFLICT (tenant) DO NOTHING;
-    SELECT h.seq, h.hash INTO s, p FROM tenantgate.audit_heads h WHERE h.tenant = t FOR UPDATE;
-    seqs := '{}'; ats := '{}'; bodies := '{}'; prevs := '{}'; hashes := '{}';
-    FOR e IN SELECT value FROM jsonb_array_elements(evs) LOOP
-      s := s + 1;
-      e := e || jsonb_build_object('tenant', t, 'seq', s);
-      x := sha256(p || convert_to(e::text, 'UTF8'));
-      seqs := array_append(seqs, s); ats := array_append(ats, (e ->> 'at')::timestamptz); bodies := array_append(bodies, e);
-      prevs := array_append(prevs, p); hashes := array_append(hashes, x);
-      p := x;
-    END LOOP;
-    INSERT INTO tenantgate.audit_log (tenant, seq, at, event, prev, hash)
-      SELECT t, u.seq, u.at, u.event, u.prev, u.hash FROM unnest(seqs, ats, bodies, prevs, hashes) AS u(seq, at, event, prev, hash);
-    UPDATE tenantgate.audit_heads SET seq = s, hash = p WHERE tenant = t;
-    n := n + cardinality(seqs);
+    s := s + 1;
+    seqs[k] := s;
+    prevs[k] := p;
+    p := sha256(p || convert_to(t || ':' || s || ':', 'UTF8') || dig[i]);
+    hashes[k] := p;
   END LOOP;
-  RETURN n;
+  hs[j] := s; hh[j] := p;
+  INSERT INTO tenantgate.audit_log (tenant, seq, at, event, prev, hash)
+    SELECT tens[u.i], u.seq, ats[u.i], events[u.i], u.prev, u.hash FROM unnest(ord, seqs, prevs, hashes) AS u(i, seq, prev, hash);
+  UPDATE tenantgate.audit_heads h SET seq = u.s, hash = u.h FROM unnest(ts, hs, hh) AS u(t, s, h) WHERE h.tenant = u.t;
+  RETURN cardinality(ord);
 END`,
     ],
     [

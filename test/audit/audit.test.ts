@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvents, pruneAudit, verifyChains } from '../../src/audit/store.ts';
+import { appendEvents, appendStatement, pruneAudit, verifyChains } from '../../src/audit/store.ts';
 import type { AuditEvent } from '../../src/audit/event.ts';
 import { createTenantGate } from '../../src/gate.ts';
 import { main } from '../../src/cli/main.ts';
@@ -33,8 +33,8 @@ async function cli(fx: Fixture, args: string[]): Promise<{ code: number; out: st
 }
 
 async function trail(fx: Fixture, where = 'true'): Promise<AuditEvent[]> {
-  const r = await fx.db.query<{ event: AuditEvent }>(`SELECT event FROM tenantgate.audit_log WHERE ${where} ORDER BY tenant, seq`);
-  return r.rows.map((x) => x.event);
+  const r = await fx.db.query<{ event: string }>(`SELECT event FROM tenantgate.audit_log WHERE ${where} ORDER BY tenant, seq`);
+  return r.rows.map((x) => JSON.parse(x.event) as AuditEvent);
 }
 
 describe.each(BACKENDS)('audit trail on %s', (kind) => {
@@ -49,7 +49,7 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
     await fx?.cleanup();
   });
   const flush = () => s.gateway.audit!.flush();
-  const byRequest = async (id: string) => (await trail(fx, `event->>'request_id' = '${id}'`))[0];
+  const byRequest = async (id: string) => (await trail(fx, `event::jsonb->>'request_id' = '${id}'`))[0];
 
   it('records every request, allowed or denied, once, with what each stage learned and no secret', async () => {
     const calls: Array<{ id: string; status: number; code: string | null; tenant: string; decision: string }> = [];
@@ -71,7 +71,7 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
     await call('rq-write-denied', '/v1/queries', { sql: "UPDATE orders SET status = 'x'" }, { 'x-api-key': s.keys.acme }, { status: 403, code: 'POLICY_DENIED', tenant: 'acme_corp', decision: 'deny' });
     await flush();
     for (const c of calls) {
-      const rows = await trail(fx, `event->>'request_id' = '${c.id}'`);
+      const rows = await trail(fx, `event::jsonb->>'request_id' = '${c.id}'`);
       expect(rows, c.id).toHaveLength(1);
       expect(rows[0], c.id).toMatchObject({ status: c.status, code: c.code, tenant: c.tenant, decision: c.decision });
     }
@@ -118,9 +118,10 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
         }
       }
       // The durable path's function: inside acme's signed context it writes acme's chain only.
-      const forged = { at: new Date().toISOString(), request_id: 'forged', tenant: 'globex_inc' };
-      await expect(gate.withTenant({ tenant: 'acme_corp', access: 'write' }, (db) => db.query(`SELECT tenantgate.audit_append($1::jsonb)`, [JSON.stringify([forged])]))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
-      expect(await trail(fx, `event->>'request_id' = 'forged'`)).toEqual([]);
+      const forged = { at: new Date().toISOString(), request_id: 'forged', tenant: 'globex_inc' } as unknown as AuditEvent;
+      const append = appendStatement([forged]);
+      await expect(gate.withTenant({ tenant: 'acme_corp', access: 'write' }, (db) => db.query(append.text, append.values))).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+      expect(await trail(fx, `event::jsonb->>'request_id' = 'forged'`)).toEqual([]);
       if (kind === 'postgres') {
         // The gateway login itself, outside any tenant transaction: no table privilege at all.
         const c = await gate.database.pool.connect();
@@ -138,7 +139,7 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
   it('audit verify names an edited, a removed, a reordered record, and a cut tail', async () => {
     for (let i = 0; i < 6; i++) await s.post('/v1/query', Q, { 'x-api-key': s.keys.globex, 'x-request-id': `chain-${i}` });
     await flush();
-    const seqs = (await fx.db.query<{ seq: string; id: string }>(`SELECT seq, event->>'request_id' AS id FROM tenantgate.audit_log WHERE tenant = 'globex_inc' AND event->>'request_id' LIKE 'chain-%' ORDER BY seq`)).rows.map((r) => ({ seq: Number(r.seq), id: r.id }));
+    const seqs = (await fx.db.query<{ seq: string; id: string }>(`SELECT seq, event::jsonb->>'request_id' AS id FROM tenantgate.audit_log WHERE tenant = 'globex_inc' AND event::jsonb->>'request_id' LIKE 'chain-%' ORDER BY seq`)).rows.map((r) => ({ seq: Number(r.seq), id: r.id }));
     expect(seqs).toHaveLength(6);
     const [a, b, c, d, , f] = seqs as Array<{ seq: number; id: string }>;
     const snapshot = await fx.db.query(`SELECT * FROM tenantgate.audit_log WHERE tenant = 'globex_inc'`);
@@ -149,7 +150,7 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
     };
     const problems = async () => (await verifyChains(fx.db, { tenant: 'globex_inc' })).problems.map((p) => `${p.problem} ${p.seq}`);
 
-    await fx.db.query(`UPDATE tenantgate.audit_log SET event = jsonb_set(event, '{rows}', '0') WHERE tenant = 'globex_inc' AND seq = $1`, [a!.seq]);
+    await fx.db.query(`UPDATE tenantgate.audit_log SET event = jsonb_set(event::jsonb, '{rows}', '0')::text WHERE tenant = 'globex_inc' AND seq = $1`, [a!.seq]);
     expect(await problems()).toEqual([`edited ${a!.seq}`]);
     // The CLI says the same, naming the record and its request, and exits 1 (it opens database.url itself: server only).
     if (kind === 'postgres') {
@@ -275,7 +276,7 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
       await appendEvents(fx.db, [old(30)]);
       expect(await verifyChains(fx.db, { tenant: 'initech_test' })).toMatchObject({ ok: true, records: 3 });
       // A record removed right after the cut still shows.
-      await fx.db.query(`DELETE FROM tenantgate.audit_log WHERE tenant = 'initech_test' AND event->>'request_id' = 'old-28'`);
+      await fx.db.query(`DELETE FROM tenantgate.audit_log WHERE tenant = 'initech_test' AND event::jsonb->>'request_id' = 'old-28'`);
       expect((await verifyChains(fx.db, { tenant: 'initech_test' })).problems.map((p) => p.problem)).toEqual(['removed']);
     } finally {
       await fx.db.query(`UPDATE tenantgate.meta SET value = '400' WHERE key = 'audit.retention_days'; DELETE FROM tenantgate.audit_log WHERE tenant = 'initech_test'; DELETE FROM tenantgate.audit_heads WHERE tenant = 'initech_test'`);
@@ -299,26 +300,26 @@ describe.each(BACKENDS)('durable audit on %s', (kind) => {
     expect(s.gateway.audit).toBeUndefined();
     const r = await s.post('/v1/query', Q, { 'x-api-key': s.keys.acme, 'x-request-id': 'durable-1' });
     expect(r.status).toBe(200);
-    expect(await trail(fx, `event->>'request_id' = 'durable-1'`)).toEqual([expect.objectContaining({ rows: 2, decision: 'allow', tenant: 'acme_corp' })]);
+    expect(await trail(fx, `event::jsonb->>'request_id' = 'durable-1'`)).toEqual([expect.objectContaining({ rows: 2, decision: 'allow', tenant: 'acme_corp' })]);
     const d = await s.post('/v1/query', Q, { 'x-api-key': s.keys.acme, 'x-tenant-id': 'globex_inc', 'x-request-id': 'durable-2' });
     expect(d.status).toBe(403);
-    expect(await trail(fx, `event->>'request_id' = 'durable-2'`)).toEqual([expect.objectContaining({ code: 'TENANT_MISMATCH' })]);
+    expect(await trail(fx, `event::jsonb->>'request_id' = 'durable-2'`)).toEqual([expect.objectContaining({ code: 'TENANT_MISMATCH' })]);
     expect(await verifyChains(fx.db)).toMatchObject({ ok: true });
   });
 
   it('a write and its record commit together: when the record cannot be written, neither can the row', async () => {
     const before = (await fx.db.query(`SELECT count(*)::int AS n FROM public.orders WHERE region = 'Durable'`)).rows[0]!.n;
-    await fx.db.query(`REVOKE EXECUTE ON FUNCTION tenantgate.audit_append(jsonb) FROM ${fx.names.access.write}`);
+    await fx.db.query(`REVOKE EXECUTE ON FUNCTION tenantgate.audit_append(text[], timestamptz[], text[], bytea[]) FROM ${fx.names.access.write}`);
     try {
       const r = await s.post('/v1/queries', { sql: "INSERT INTO orders (region, amount) VALUES ('Durable', 1)" }, { 'x-api-key': s.keys.acmeWriter });
       expect(r.status).toBeGreaterThanOrEqual(400);
       expect((await fx.db.query(`SELECT count(*)::int AS n FROM public.orders WHERE region = 'Durable'`)).rows[0]!.n).toBe(before);
     } finally {
-      await fx.db.query(`GRANT EXECUTE ON FUNCTION tenantgate.audit_append(jsonb) TO ${fx.names.access.write}`);
+      await fx.db.query(`GRANT EXECUTE ON FUNCTION tenantgate.audit_append(text[], timestamptz[], text[], bytea[]) TO ${fx.names.access.write}`);
     }
     const ok = await s.post('/v1/queries', { sql: "INSERT INTO orders (region, amount) VALUES ('Durable', 1)" }, { 'x-api-key': s.keys.acmeWriter, 'x-request-id': 'durable-w' });
     expect(ok.status).toBe(200);
-    expect(await trail(fx, `event->>'request_id' = 'durable-w'`)).toEqual([expect.objectContaining({ rows: 1, access: 'write' })]);
+    expect(await trail(fx, `event::jsonb->>'request_id' = 'durable-w'`)).toEqual([expect.objectContaining({ rows: 1, access: 'write' })]);
     await fx.db.query(`DELETE FROM public.orders WHERE region = 'Durable'`);
   });
 });

@@ -41,7 +41,7 @@ describe.each(BACKENDS)('audit under load on %s', (kind) => {
       const waited = s.gateway.audit!.stats;
       await s.close(); // graceful: the buffer is flushed before close returns
       expect([...statuses.keys()].every((st) => st < 500), JSON.stringify([...statuses])).toBe(true);
-      const n = (await fx.db.query<{ n: number; d: number }>(`SELECT count(*)::int AS n, count(DISTINCT event->>'request_id')::int AS d FROM tenantgate.audit_log WHERE event->>'request_id' LIKE 'load-%'`)).rows[0]!;
+      const n = (await fx.db.query<{ n: number; d: number }>(`SELECT count(*)::int AS n, count(DISTINCT event::jsonb->>'request_id')::int AS d FROM tenantgate.audit_log WHERE event::jsonb->>'request_id' LIKE 'load-%'`)).rows[0]!;
       expect(n).toEqual({ n: total, d: total });
       expect(waited.dropped).toBe(0);
       const report = await verifyChains(fx.db);

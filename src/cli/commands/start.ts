@@ -79,6 +79,8 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean, serve
         `  curl -s ${server.url}/v1/queries -H 'X-API-Key: ${acme?.key}' -H 'Content-Type: application/json' -d '{"sql": "SELECT region, sum(amount) FROM orders GROUP BY region"}'`,
         `  curl -s ${server.url}/v1/query -H 'X-API-Key: ${ops?.key}' -H 'X-Tenant-ID: all' -H 'Content-Type: application/json' -d ${body}`,
         `  curl -s ${server.url}/v1/datasets -H 'X-API-Key: ${acme?.key}'`,
+        `  curl -s '${server.url}/v1/admin/audit?tenant=all&limit=5' -H 'X-API-Key: ${ops?.key}'`,
+        `  curl -s ${server.url}/metrics -H 'X-API-Key: ${ops?.key}'`,
         `  curl -s ${server.url}/openapi.json`,
         '',
         'Other commands (stop the gateway first: the embedded database has one session):',

@@ -90,8 +90,9 @@ export function compileSemantic(q: SemanticQuery, view: DatasetView, tenant: Ten
   lines.push(`LIMIT ${param(fetchRows)}`);
   if (q.offset) lines.push(`OFFSET ${param(q.offset)}`);
   const sql = lines.join('\n');
-  // The compiled text holds no values (all are parameters): it is its own normalised form.
-  return { sql, params, fetchRows, maxRows: capped ? maxRows : fetchRows, write: false, datasets: [d.name], tenantPredicate: tenant !== null, normalized: sql, fingerprint: textFingerprint(sql) };
+  // For the audit trail: the request's shape without its values (the compiled text is derived from it).
+  const normalized = `${d.name}: ${q.dimensions.join(',')} | ${q.metrics.join(',')}${q.filters.length ? ` | where ${q.filters.map((f) => `${f.field} ${f.op}`).join(', ')}` : ''}${q.order.length ? ` | order ${q.order.map((o) => `${o.field} ${o.dir}`).join(', ')}` : ''}`;
+  return { sql, params, fetchRows, maxRows: capped ? maxRows : fetchRows, write: false, datasets: [d.name], tenantPredicate: tenant !== null, normalized, fingerprint: textFingerprint(sql) };
 }
 
 const fingerprints = new Map<string, string>();

@@ -186,7 +186,7 @@ export function httpProbes(): Probe[] {
       // Control: B's record must be in the trail (the owner looks) before A's filter can prove anything.
       let stored = false;
       for (let i = 0; i < 20 && !stored; i++) {
-        stored = ((await x.owner.query(`SELECT 1 FROM tenantgate.audit_log WHERE event ->> 'request_id' = $1`, [id])).rowCount ?? 0) > 0;
+        stored = ((await x.owner.query(`SELECT 1 FROM tenantgate.audit_log WHERE event::jsonb ->> 'request_id' = $1`, [id])).rowCount ?? 0) > 0;
         if (!stored) await new Promise((r) => setTimeout(r, 100));
       }
       if (!stored) return skip("control failed: B's request never reached the audit trail");
