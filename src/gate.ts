@@ -20,7 +20,7 @@ export interface TenantGateOptions {
   database?: Database;
   /** Server secret; defaults to the variable named by `security.secret_env`. */
   secret?: Buffer;
-  /** Pool size on a server (default 10). */
+  /** Pool size on a server (default server.pool_size, 10). */
   poolSize?: number;
   env?: Record<string, string | undefined>;
 }
@@ -65,7 +65,7 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     if (!url) {
       throw new TenantGateError('CONFIG_ENV_MISSING', `set ${config.effective.database.gateway_url_env} to the gateway login's URL (tenantgate apply prints it)`);
     }
-    database = await openDatabase(url, { baseDir: config.dir, max: options.poolSize ?? 10, pipeline: true });
+    database = await openDatabase(url, { baseDir: config.dir, max: options.poolSize ?? config.effective.server.pool_size, pipeline: true });
   }
   const db = database;
   // Signatures are per tenant and never change for a secret: compute each once.

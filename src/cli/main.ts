@@ -167,6 +167,34 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       else io.stdout(table(Object.entries(view!).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])));
     });
 
+  tenant
+    .command('quotas <id>')
+    .description("show a tenant's quotas, or change them at runtime (every gateway follows within quota_refresh.overrides_ms)")
+    .option('--set <quota=value...>', 'change a quota, e.g. --set requests_per_minute=1200 (repeatable)')
+    .option('--clear <quota...>', 'drop a runtime change: back to the config (repeatable)')
+    .action(async (id: string, opts: { set?: string[]; clear?: string[] }) => {
+      const { QuotaBook, setQuotas } = await import('../quota/quota-book.ts');
+      const config = await withConfig(io, globals());
+      const t = config.tenants.get(id);
+      if (!t) throw new TenantGateError('TENANT_UNKNOWN', `no tenant "${id}" in the configuration`);
+      const change: Record<string, number | null> = {};
+      for (const kv of opts.set ?? []) {
+        const i = kv.indexOf('=');
+        const value = Number(kv.slice(i + 1));
+        if (i < 1 || !Number.isFinite(value)) throw new TenantGateError('USAGE', `--set takes quota=number, got "${kv}"`);
+        change[kv.slice(0, i)] = value;
+      }
+      for (const k of opts.clear ?? []) change[k] = null;
+      const result = await withOwnerDb(config, async (db) => {
+        if (Object.keys(change).length) await setQuotas(db, id, change, `cli:${io.env['USER'] ?? 'owner'}`);
+        const book = new QuotaBook(db);
+        await book.refresh();
+        return { tenant: id, quotas: book.quotas(t), overrides: book.override(id) };
+      });
+      if (globals().json) printJson(io, result);
+      else io.stdout(table([['QUOTA', 'VALUE', 'SOURCE'], ...Object.entries(result.quotas).map(([k, v]) => [k, String(v), k in result.overrides ? 'runtime' : 'config'])]));
+    });
+
   const key = program.command('key').description('API keys and direct database logins');
   key
     .command('create')

@@ -9,7 +9,7 @@ export const DEFAULTS = {
     role_prefix: 'tenantgate',
     placements: {},
   },
-  server: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576 },
+  server: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576, pool_size: 10, tenant_pool_share: 0.5 },
   security: { secret_env: 'TENANTGATE_SECRET' },
   identity: {
     api_keys: true,
@@ -29,12 +29,17 @@ export const DEFAULTS = {
       requests_per_minute: 600,
       burst: 60,
       concurrent_queries: 4,
+      queue_timeout_ms: 1000,
       max_rows: 10000,
       statement_timeout_ms: 5000,
       storage_bytes: 10737418240,
+      warn_at: 0.8,
     },
   },
   quota_store: 'memory',
+  quota_store_failure: 'open',
+  /** How often each gateway process re-reads quota changes made at runtime, and measures storage. */
+  quota_refresh: { overrides_ms: 2_000, storage_ms: 300_000 },
   audit: {
     retention_days: 400,
     /** batched: written off the hot path; durable: in the request's own transaction. */
@@ -43,8 +48,8 @@ export const DEFAULTS = {
     batch_size: 500,
     buffer_limit: 20_000,
   },
-  /** audit.security_webhook, when set: POSTs of security events, retried with backoff. */
-  security_webhook: { retries: 5, timeout_ms: 5_000 },
+  /** audit.security_webhook and quota_webhook, when set: POSTs retried with backoff. */
+  webhook: { retries: 5, timeout_ms: 5_000 },
   /** Per-tenant series for the top N tenants by traffic, the rest as `other`; startup refuses a config over the budget. */
   /** `public`: /metrics without a platform credential (tenant ids are labels there; only on a private interface). */
   metrics: { top_tenants: 20, series_budget: 5_000, public: false },

@@ -174,7 +174,8 @@ function resolveConfig(effective: RawConfig, file: string, locate: (p: string) =
       status: t.status,
       attributes: t.attributes,
       roles: t.roles ?? nonPlatformRoles,
-      quotas: { ...DEFAULTS.defaults.quotas, ...effective.defaults.quotas, ...t.quotas },
+      // Defaults, then the tier's, then the tenant's own (runtime changes go on top: src/quota/quota-book.ts).
+      quotas: { ...DEFAULTS.defaults.quotas, ...effective.defaults.quotas, ...effective.defaults.tier_quotas[t.tier ?? effective.defaults.tier], ...t.quotas },
       features: t.features,
       accessOverrides: t.access_overrides,
       source: locate(where),

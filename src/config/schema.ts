@@ -13,14 +13,22 @@ export const ACCESS_LEVELS = ['read', 'write', 'admin', 'platform'] as const;
 export type AccessLevel = (typeof ACCESS_LEVELS)[number];
 export const TIERS = ['pooled', 'schema', 'database'] as const;
 
-const quotas = z.strictObject({
+export const quotaSchema = z.strictObject({
   requests_per_minute: z.number().int().positive(),
   burst: z.number().int().positive(),
+  /** Per API key or JWT subject (default: the tenant's own rate and burst). */
+  key_requests_per_minute: z.number().int().positive().optional(),
+  key_burst: z.number().int().positive().optional(),
   concurrent_queries: z.number().int().positive(),
+  /** How long a request waits for a concurrency slot before CONCURRENCY_LIMITED. */
+  queue_timeout_ms: z.number().int().min(0).max(60_000),
   max_rows: z.number().int().positive(),
   statement_timeout_ms: z.number().int().positive(),
   storage_bytes: z.number().int().positive(),
+  /** Share of any quota at which a warning is raised. */
+  warn_at: z.number().gt(0).max(1),
 });
+const quotas = quotaSchema;
 
 const filter = z.strictObject({ column: ident, condition: z.string().min(1) });
 
@@ -68,6 +76,13 @@ const jwt = z.strictObject({
     .default({ tenant: 'tenant_id', tenants: 'tenants', role: 'role' }),
 });
 
+/** A webhook: the URL comes from an environment variable; POSTs are retried with backoff. */
+const webhook = z.strictObject({
+  url_env: z.string().min(1),
+  retries: z.number().int().min(0).max(20).default(DEFAULTS.webhook.retries),
+  timeout_ms: z.number().int().min(100).max(60_000).default(DEFAULTS.webhook.timeout_ms),
+});
+
 export const configSchema = z.strictObject({
   version: z.literal(1),
   database: z
@@ -86,6 +101,9 @@ export const configSchema = z.strictObject({
       host: z.string().default(DEFAULTS.server.host),
       port: z.number().int().min(0).max(65535).default(DEFAULTS.server.port),
       body_limit_bytes: z.number().int().positive().default(DEFAULTS.server.body_limit_bytes),
+      pool_size: z.number().int().min(1).max(1_000).default(DEFAULTS.server.pool_size),
+      /** Most of the pool one tenant may hold at once (with its concurrent_queries, whichever is lower). */
+      tenant_pool_share: z.number().gt(0).max(1).default(DEFAULTS.server.tenant_pool_share),
     })
     .default({ ...DEFAULTS.server }),
   security: z
@@ -106,11 +124,22 @@ export const configSchema = z.strictObject({
       tier: z.enum(TIERS).default(DEFAULTS.defaults.tier),
       tenant_column: ident.default(DEFAULTS.defaults.tenant_column),
       quotas: quotas.partial().default({}),
+      /** Quotas by tier, between the defaults and a tenant's own. */
+      tier_quotas: z.partialRecord(z.enum(TIERS), quotas.partial()).default({}),
     })
-    .default({ tier: DEFAULTS.defaults.tier, tenant_column: DEFAULTS.defaults.tenant_column, quotas: {} }),
+    .default({ tier: DEFAULTS.defaults.tier, tenant_column: DEFAULTS.defaults.tenant_column, quotas: {}, tier_quotas: {} }),
   datasets: z.array(dataset).default([]),
   tenants: z.array(tenantSchema).default([]),
   quota_store: z.string().default(DEFAULTS.quota_store),
+  /** When the shared quota store cannot be reached: `open` decides with a limiter in each process, `closed` refuses. */
+  quota_store_failure: z.enum(['open', 'closed']).default(DEFAULTS.quota_store_failure),
+  quota_refresh: z
+    .strictObject({
+      overrides_ms: z.number().int().min(100).max(3_600_000).default(DEFAULTS.quota_refresh.overrides_ms),
+      storage_ms: z.number().int().min(1_000).max(86_400_000).default(DEFAULTS.quota_refresh.storage_ms),
+    })
+    .default({ ...DEFAULTS.quota_refresh }),
+  quota_webhook: webhook.optional(),
   audit: z
     .strictObject({
       retention_days: z.number().int().positive().default(DEFAULTS.audit.retention_days),
@@ -118,13 +147,7 @@ export const configSchema = z.strictObject({
       flush_interval_ms: z.number().int().min(10).max(60_000).default(DEFAULTS.audit.flush_interval_ms),
       batch_size: z.number().int().min(1).max(5_000).default(DEFAULTS.audit.batch_size),
       buffer_limit: z.number().int().min(1).max(1_000_000).default(DEFAULTS.audit.buffer_limit),
-      security_webhook: z
-        .strictObject({
-          url_env: z.string().min(1),
-          retries: z.number().int().min(0).max(20).default(DEFAULTS.security_webhook.retries),
-          timeout_ms: z.number().int().min(100).max(60_000).default(DEFAULTS.security_webhook.timeout_ms),
-        })
-        .optional(),
+      security_webhook: webhook.optional(),
     })
     .default({ ...DEFAULTS.audit }),
   metrics: z

@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   // admit stage
   RATE_LIMITED: { status: 429, exit: 1, hint: 'Retry after the time in Retry-After.' },
   CONCURRENCY_LIMITED: { status: 429, exit: 1, hint: 'Too many queries in flight for this tenant; retry shortly.' },
+  QUOTA_EXCEEDED: { status: 403, exit: 1, hint: "The tenant's storage is at its quota: remove data or ask a platform admin to raise storage_bytes." },
+  QUOTA_UNAVAILABLE: { status: 503, exit: 1, hint: 'The shared quota store (Redis) is unreachable and quota_store_failure is closed; retry after Retry-After.' },
   // execute stage
   QUERY_TIMEOUT: { status: 504, exit: 1, hint: 'The statement ran past the tenant statement timeout.' },
   DB_UNAVAILABLE: { status: 503, exit: 1, hint: 'The database could not be reached; retry later.' },

@@ -13,17 +13,20 @@ export class TenantGateError extends Error {
   readonly code: ErrorCode;
   readonly location?: SourceLocation;
   readonly details?: Record<string, unknown>;
+  /** HTTP headers the answer carries (Retry-After and RateLimit-* of a 429). */
+  readonly headers?: Record<string, string>;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { location?: SourceLocation; details?: Record<string, unknown>; cause?: unknown } = {},
+    options: { location?: SourceLocation; details?: Record<string, unknown>; cause?: unknown; headers?: Record<string, string> } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TenantGateError';
     this.code = code;
     if (options.location) this.location = options.location;
     if (options.details) this.details = options.details;
+    if (options.headers) this.headers = options.headers;
   }
 
   get status(): number {

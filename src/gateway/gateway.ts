@@ -14,6 +14,10 @@ import { Identifier, type Credentials } from '../identify/identify.ts';
 import { createJwtVerifier } from '../identify/jwt.ts';
 import type { Principal } from '../identify/principal.ts';
 import { GatewayMetrics } from '../observe/metrics.ts';
+import { Admission, openBuckets, type Permit } from '../quota/admit.ts';
+import { QuotaBook, setQuotas } from '../quota/quota-book.ts';
+import { StorageMeter } from '../quota/storage.ts';
+import { webhookFrom } from '../observe/webhook.ts';
 import { QueryCatalog } from '../plan/catalog.ts';
 import { parseBody, QueryPlanner } from '../plan/planner.ts';
 import type { QueryAnswer, QueryPlan } from '../plan/types.ts';
@@ -51,6 +55,8 @@ export interface RequestRecord {
   write?: boolean;
   /** Written in the request's own transaction (durable mode). */
   audited?: boolean;
+  /** What admit granted: a concurrency slot to give back, RateLimit-* headers. */
+  permit?: Permit;
 }
 
 /** GET /v1/audit's query string (also the OpenAPI parameters). */
@@ -76,6 +82,8 @@ export interface GatewayOptions {
   retention?: boolean;
   /** false: keep no audit trail. Only for measuring what the trail costs (bench/audit.ts); the CLI never sets it. */
   audit?: boolean;
+  /** false: admit everything (no rate, concurrency or storage check). Only for measuring what the limiter costs (bench/noisy.ts). */
+  quotas?: boolean;
 }
 
 /**
@@ -88,6 +96,9 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly security: SecurityEvents;
   readonly audit: AuditSink | undefined;
+  readonly admission: Admission;
+  /** Whether admit applies quotas (GatewayOptions.quotas). */
+  limiting = true;
   private retentionTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -116,9 +127,21 @@ export class Gateway {
           })
         : undefined;
     const sink = this.audit;
+    const allTenants = (text: string, values: unknown[]) => gate.statement({ tenant: ALL_TENANTS, access: 'platform' }, { text, values, rowMode: 'array' }) as Promise<{ rows: unknown[][] }>;
+    this.admission = new Admission(
+      config,
+      openBuckets(config, log),
+      new QuotaBook(gate.database),
+      config.datasets.length ? new StorageMeter(config, allTenants) : undefined,
+      log,
+      webhookFrom(config.effective.quota_webhook, env, log, 'quota', 'quota_webhook'),
+      (w) => this.metrics.quotaWarning(w.tenant, w.quota),
+    );
+    const admission = this.admission;
     this.metrics = new GatewayMetrics({
       topTenants: config.effective.metrics.top_tenants,
       seriesBudget: config.effective.metrics.series_budget,
+      quotaUse: (tenant) => admission.used.get(tenant),
       gauges: [
         {
           name: 'tenantgate_db_pool_connections',
@@ -137,10 +160,7 @@ export class Gateway {
         { name: 'tenantgate_audit_waiting_requests', help: 'Requests waiting for audit buffer room (backpressure)', collect: () => [{ value: sink?.stats.waiting ?? 0 }] },
       ],
     });
-    const hook = a.security_webhook;
-    const url = hook ? env[hook.url_env] : undefined;
-    if (hook && !url) throw new TenantGateError('CONFIG_ENV_MISSING', `audit.security_webhook.url_env names ${hook.url_env}, which is not set`);
-    this.security = new SecurityEvents(log, hook && url ? { url, retries: hook.retries, timeoutMs: hook.timeout_ms } : undefined);
+    this.security = new SecurityEvents(log, webhookFrom(a.security_webhook, env, log, 'security', 'audit.security_webhook'));
   }
 
   static async create(options: GatewayOptions): Promise<Gateway> {
@@ -152,6 +172,13 @@ export class Gateway {
     const writer = await gate.database.sibling(1);
     const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, writer, options.audit !== false);
     if (options.retention !== false) gateway.startRetention();
+    gateway.limiting = options.quotas !== false;
+    const refresh = gate.config.effective.quota_refresh;
+    const warn = (what: string) => (err: unknown) => gateway.log.warn({ err: (err as Error)?.message }, `${what} failed; will retry`);
+    await gateway.admission.book.refresh().catch(warn('reading runtime quota changes'));
+    if (!(await gateway.admission.buckets.ready(2_000))) gateway.log.warn('quota store not reachable at start: quota_store_failure decides until it is');
+    gateway.admission.book.start(refresh.overrides_ms, warn('reading runtime quota changes'));
+    gateway.admission.storage?.start(refresh.storage_ms, warn('measuring tenant storage'));
     return gateway;
   }
 
@@ -176,10 +203,18 @@ export class Gateway {
     return { principal: rec.principal, tenant, access: rec.principal.access };
   }
 
+  /** admit(ctx) → Permit: rate limits, then (for work on the database) a concurrency slot. */
+  private async admit(rec: RequestRecord, c: Caller, slot: boolean): Promise<void> {
+    if (!this.limiting) return;
+    rec.permit = await this.admission.admit(c.principal, c.tenant, { slot });
+    rec.timings.mark('admit');
+  }
+
   async semantic(rec: RequestRecord, body: unknown): Promise<QueryAnswer> {
     const c = await this.caller(rec);
     authorize(c.tenant, c.access, 'query');
     rec.timings.mark('authorize');
+    await this.admit(rec, c, true);
     const plan = (rec.plan = this.planner.semantic(body, c.tenant));
     rec.timings.mark('plan');
     return this.execute(rec, c, plan);
@@ -189,6 +224,7 @@ export class Gateway {
     const c = await this.caller(rec);
     authorize(c.tenant, c.access, 'sql_read');
     rec.timings.mark('authorize');
+    await this.admit(rec, c, true);
     let plan: QueryPlan;
     try {
       plan = rec.plan = this.planner.sql(body, c.tenant, c.access);
@@ -198,7 +234,10 @@ export class Gateway {
       throw err;
     }
     rec.write = plan.write;
-    if (plan.write) authorize(c.tenant, c.access, 'sql_write');
+    if (plan.write) {
+      authorize(c.tenant, c.access, 'sql_write');
+      this.admission.checkStorage(c.tenant);
+    }
     rec.timings.mark('plan');
     return this.execute(rec, c, plan);
   }
@@ -232,6 +271,7 @@ export class Gateway {
   async datasets(rec: RequestRecord) {
     const c = await this.caller(rec);
     authorize(c.tenant, c.access, 'describe');
+    await this.admit(rec, c, false);
     return {
       datasets: [...this.catalog.views(c.tenant).values()].map((v) => ({
         name: v.dataset.name,
@@ -247,8 +287,50 @@ export class Gateway {
     const c = await this.caller(rec);
     if (!c.tenant) throw new TenantGateError('TENANT_REQUIRED', 'name one tenant (not all) to describe it');
     authorize(c.tenant, c.access, 'describe');
+    await this.admit(rec, c, false);
     const x = c.tenant;
-    return { id: x.id, name: x.name, tier: x.tier, placement: x.placement, status: x.status, quotas: x.quotas, features: { sql_api: true, ...x.features }, access: c.access, role: c.principal.role };
+    return { id: x.id, name: x.name, tier: x.tier, placement: x.placement, status: x.status, quotas: this.admission.quotasFor(x), usage: this.usage(x), features: { sql_api: true, ...x.features }, access: c.access, role: c.principal.role };
+  }
+
+  /** What a tenant uses now: storage (as last measured), queries in flight in this process. */
+  private usage(t: Tenant) {
+    const storage = this.admission.storage;
+    return {
+      storage_bytes: storage?.used(t.id) ?? null,
+      storage_measured_at: storage?.measuredAt?.toISOString() ?? null,
+      concurrent_queries: this.admission.slots.inUse(`t:${t.id}`),
+    };
+  }
+
+  /** GET /v1/admin/tenants/{id}/quotas: the quotas in force, the runtime changes among them, usage. */
+  async adminQuotas(rec: RequestRecord, id: string | undefined) {
+    const t = await this.platformTenant(rec, id);
+    return { tenant: t.id, quotas: this.admission.quotasFor(t), overrides: this.admission.book.override(t.id), usage: this.usage(t) };
+  }
+
+  /** PATCH /v1/admin/tenants/{id}/quotas: change quotas at runtime (null drops a change); every gateway process follows within quota_refresh.overrides_ms. */
+  async setAdminQuotas(rec: RequestRecord, id: string | undefined, body: unknown) {
+    const t = await this.platformTenant(rec, id);
+    rec.write = true;
+    await setQuotas(this.gate.database, t.id, body, `${rec.principal!.kind === 'api_key' ? 'key' : 'jwt'}:${rec.principal!.id}`).catch((err: unknown) => {
+      throw isTenantGateError(err) ? err : toGatewayError(err);
+    });
+    await this.admission.book.refresh();
+    rec.timings.mark('execute');
+    return this.adminQuotas(rec, id);
+  }
+
+  /** A platform admin acting on one tenant of the config (admin API). */
+  private async platformTenant(rec: RequestRecord, id: string | undefined): Promise<Tenant> {
+    rec.principal = await this.identifier.identify(rec.req);
+    rec.timings.mark('identify');
+    if (rec.principal.access !== 'platform') throw new TenantGateError('POLICY_DENIED', 'the admin API is for platform admins');
+    const t = id === undefined ? undefined : this.config.tenants.get(id);
+    if (!t) throw new TenantGateError('TENANT_UNKNOWN', 'no such tenant');
+    rec.tenant = t;
+    rec.permit = await this.admission.admit(rec.principal, null, { slot: false });
+    rec.timings.mark('authorize');
+    return t;
   }
 
   /**
@@ -261,6 +343,7 @@ export class Gateway {
     if (!c.tenant) throw new TenantGateError('TENANT_REQUIRED', 'name one tenant; platform admins read every tenant at /v1/admin/audit');
     const f = parseBody(auditQuerySchema, query);
     rec.timings.mark('authorize');
+    await this.admit(rec, c, true);
     return this.readAudit(rec, { tenant: c.tenant.id, access: c.access === 'platform' ? 'platform' : 'admin' }, c.tenant.id, f);
   }
 
@@ -274,6 +357,7 @@ export class Gateway {
     const wide = f.tenant === ALL_TENANTS || f.tenant === NO_TENANT;
     rec.tenant = wide ? null : (this.config.tenants.get(f.tenant) ?? null);
     if (!wide && !rec.tenant) throw new TenantGateError('TENANT_UNKNOWN', 'no such tenant');
+    rec.permit = await this.admission.admit(rec.principal, null, { slot: true });
     rec.timings.mark('authorize');
     return rec.tenant
       ? this.readAudit(rec, { tenant: rec.tenant.id, access: 'platform' }, rec.tenant.id, f)
@@ -344,6 +428,7 @@ export class Gateway {
    * for it, and a failure to write turns the answer into DB_UNAVAILABLE).
    */
   async finish(rec: RequestRecord, status: number, error?: unknown): Promise<TenantGateError | undefined> {
+    rec.permit?.release();
     const code = error ? (isTenantGateError(error) ? error.code : 'INTERNAL') : null;
     const event = this.event(rec, status, code);
     this.metrics.observe({ tenant: event.tenant === NO_TENANT ? null : event.tenant, endpoint: rec.endpoint, status, code, seconds: event.duration_ms / 1000, rows: event.rows, security: isSecurityEvent(code, rec.write === true) });
@@ -380,8 +465,11 @@ export class Gateway {
   /** Flush the audit buffer and the security webhook; stop timers. */
   async close(): Promise<void> {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
+    this.admission.book.stop();
+    this.admission.storage?.stop();
     await this.audit?.close();
     await this.security.flush();
+    await this.admission.close();
     await this.writer.close();
   }
 }

@@ -92,6 +92,7 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     if (req.params && (req.params as { tenant?: string }).tenant !== undefined) r.req.path ??= (req.params as { tenant?: string }).tenant;
     const failure = await gateway.finish(r, reply.statusCode, req.tgError ?? undefined);
     reply.header('server-timing', r.timings.header());
+    if (r.permit && !req.tgError) for (const [k, v] of Object.entries(r.permit.headers)) reply.header(k, v);
     if (failure) {
       reply.code(failure.status);
       reply.header('content-type', 'application/json; charset=utf-8');
@@ -112,6 +113,8 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     app.get(`${prefix}/audit`, async (req) => gateway.auditTrail(rec(req), req.query));
   }
   app.get('/v1/admin/audit', async (req) => gateway.adminAudit(rec(req), req.query));
+  app.get('/v1/admin/tenants/:id/quotas', async (req) => gateway.adminQuotas(rec(req), (req.params as { id?: string }).id));
+  app.patch('/v1/admin/tenants/:id/quotas', async (req) => gateway.setAdminQuotas(rec(req), (req.params as { id?: string }).id, req.body));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
@@ -142,7 +145,7 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     const e = toTenantGateError(err);
     req.tgError = e;
     if (e.code === 'INTERNAL') req.log.error({ err }, 'internal error');
-    if (e.code === 'RATE_LIMITED') reply.header('retry-after', '1');
+    for (const [k, v] of Object.entries(e.headers ?? {})) reply.header(k, v);
     return reply.code(e.status).send(errorBody(e));
   });
   app.addHook('onClose', async () => gateway.close());

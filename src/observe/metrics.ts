@@ -3,12 +3,23 @@ import { ERROR_CODES, TenantGateError, type ErrorCode } from '../errors/index.ts
 import { NO_TENANT_LABEL, TenantLabels } from './tenant-labels.ts';
 
 /** The endpoints metrics name (a fixed set: a path an attacker makes up is `unknown`). */
-export const ENDPOINTS = ['POST /v1/query', 'POST /v1/queries', 'GET /v1/datasets', 'GET /v1/tenant', 'GET /v1/audit', 'GET /v1/admin/audit', 'unknown'] as const;
+export const ENDPOINTS = [
+  'POST /v1/query',
+  'POST /v1/queries',
+  'GET /v1/datasets',
+  'GET /v1/tenant',
+  'GET /v1/audit',
+  'GET /v1/admin/audit',
+  'GET /v1/admin/tenants/:id/quotas',
+  'PATCH /v1/admin/tenants/:id/quotas',
+  'unknown',
+] as const;
 export const OUTCOMES = ['ok', 'denied', 'invalid', 'error'] as const;
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** Codes counted per tenant as denials (the rest are counted per code only). */
 const DENIALS = ['AUTH_INVALID', 'TENANT_MISMATCH', 'TENANT_SUSPENDED', 'POLICY_DENIED', 'SQL_FORBIDDEN', 'RATE_LIMITED', 'CONCURRENCY_LIMITED'] as const;
 const SECURITY = ['TENANT_MISMATCH', 'SQL_FORBIDDEN', 'POLICY_DENIED'] as const;
+const QUOTAS = ['rate', 'concurrency', 'storage'] as const;
 
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -32,7 +43,7 @@ export interface Observed {
 
 /** The series a tenant label can add, per tenant label (so the budget is checked before anything runs). */
 function perTenantSeries(): number {
-  return ENDPOINTS.length * OUTCOMES.length + (BUCKETS.length + 3) + 1 + DENIALS.length + SECURITY.length;
+  return ENDPOINTS.length * OUTCOMES.length + (BUCKETS.length + 3) + 1 + DENIALS.length + SECURITY.length + 2 * QUOTAS.length;
 }
 
 /**
@@ -50,10 +61,17 @@ export class GatewayMetrics {
   private readonly denials: Counter<'tenant' | 'code'>;
   private readonly errors: Counter<'code'>;
   private readonly security: Counter<'tenant' | 'code'>;
+  private readonly warnings: Counter<'tenant' | 'quota'>;
   /** Upper bound on the series /metrics can show, whatever the traffic. */
   readonly seriesBound: number;
 
-  constructor(options: { topTenants: number; seriesBudget: number; gauges?: GaugeSpec[] }) {
+  constructor(options: {
+    topTenants: number;
+    seriesBudget: number;
+    gauges?: GaugeSpec[];
+    /** The share of each quota a tenant used last (rate, concurrency, storage), for the labelled tenants. */
+    quotaUse?: (tenant: string) => Partial<Record<(typeof QUOTAS)[number], number>> | undefined;
+  }) {
     const r = [this.registry];
     const tenantSeries: Array<{ remove(labels: Record<string, string>): void }> = [];
     this.tenants = new TenantLabels(options.topTenants, 60_000, (evicted) => {
@@ -66,7 +84,20 @@ export class GatewayMetrics {
     this.denials = new Counter({ name: 'tenantgate_denials_total', help: 'Denied requests by tenant and code', labelNames: ['tenant', 'code'], registers: r });
     this.errors = new Counter({ name: 'tenantgate_errors_total', help: 'Failed requests by error code', labelNames: ['code'], registers: r });
     this.security = new Counter({ name: 'tenantgate_security_events_total', help: 'Security events (tenant mismatch, forbidden SQL, denied write) by tenant and code', labelNames: ['tenant', 'code'], registers: r });
-    tenantSeries.push(this.requests, this.tenantDuration, this.rows, this.denials, this.security);
+    this.warnings = new Counter({ name: 'tenantgate_quota_warnings_total', help: 'Quota warnings (a tenant at warn_at of a quota) by tenant and quota', labelNames: ['tenant', 'quota'], registers: r });
+    const labels0 = () => this.tenants.labelled;
+    const quotaUse = options.quotaUse;
+    const used: Gauge<'tenant' | 'quota'> = new Gauge({
+      name: 'tenantgate_quota_used_ratio',
+      help: 'Share of each quota the tenant used last (labelled tenants only)',
+      labelNames: ['tenant', 'quota'],
+      registers: r,
+      collect() {
+        used.reset();
+        for (const t of labels0()) for (const [q, v] of Object.entries(quotaUse?.(t) ?? {})) used.set({ tenant: t, quota: q }, v as number);
+      },
+    });
+    tenantSeries.push(this.requests, this.tenantDuration, this.rows, this.denials, this.security, this.warnings);
     let extra = 0;
     const labels = this.tenants;
     const own: GaugeSpec[] = [{ name: 'tenantgate_metrics_tenant_labels', help: 'Tenants with a label of their own (at most metrics.top_tenants)', collect: () => [{ value: labels.labelled.length }] }];
@@ -109,6 +140,10 @@ export class GatewayMetrics {
       if ((DENIALS as readonly string[]).includes(o.code)) this.denials.inc({ tenant, code: o.code });
       if (o.security) this.security.inc({ tenant, code: o.code });
     }
+  }
+
+  quotaWarning(tenant: string, quota: string): void {
+    this.warnings.inc({ tenant: this.tenants.label(tenant), quota });
   }
 
   text(): Promise<string> {

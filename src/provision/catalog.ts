@@ -44,6 +44,8 @@ export const CATALOG_TABLES: Record<string, string> = {
   // hash = sha256(prev || tenant ':' seq ':' || sha256(event)): a record moved, edited or removed
   // breaks it. The event is kept as the exact text that was hashed (JSON; read as jsonb when filtered).
   // Only tenantgate.audit_append writes it; no tenantgate role may insert, update or delete it.
+  // One tenant's records are read along its chain (seq follows arrival), across tenants by time:
+  // two indexes, not three, because every request writes here.
   audit_log: `CREATE TABLE tenantgate.audit_log (
   tenant text NOT NULL,
   seq bigint NOT NULL,
@@ -53,8 +55,14 @@ export const CATALOG_TABLES: Record<string, string> = {
   hash bytea NOT NULL,
   PRIMARY KEY (tenant, seq));
 CREATE INDEX audit_log_at ON tenantgate.audit_log (at)`,
-  // One tenant's records are read along its chain (seq follows arrival), across tenants by time:
-  // two indexes, not three, because every request writes here.
+  // Quotas changed at runtime (admin API, `tenantgate tenant quotas`), over the config's; every
+  // gateway process re-reads the rows changed since its last look.
+  tenant_quotas: `CREATE TABLE tenantgate.tenant_quotas (
+  tenant text PRIMARY KEY REFERENCES tenantgate.tenants(id),
+  quotas jsonb NOT NULL DEFAULT '{}',
+  updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  updated_by text)`,
+  // The head of each chain (a removed tail shows against it) and where retention cut its start.
   audit_heads: `CREATE TABLE tenantgate.audit_heads (
   tenant text PRIMARY KEY,
   seq bigint NOT NULL,
@@ -70,7 +78,7 @@ const definer = `LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_c
 const invoker = `LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp`;
 const INVOKER_FUNCTIONS = new Set(['login_tenant', 'login_attr']);
 /** Functions that write (the audit trail): VOLATILE, still SECURITY DEFINER with a pinned search_path. */
-const WRITING_FUNCTIONS = new Set(['audit_append', 'audit_prune']);
+const WRITING_FUNCTIONS = new Set(['audit_append', 'audit_prune', 'set_quotas']);
 
 /** Function name → full CREATE OR REPLACE statement. The body is compared with prosrc for drift. */
 export const CATALOG_FUNCTIONS: Record<string, { args: string; create: string; body: string }> = (() => {
@@ -252,6 +260,35 @@ BEGIN
     END IF;
   END LOOP;
   RETURN gone;
+END`,
+    ],
+    [
+      'quota_overrides',
+      'since timestamptz',
+      'TABLE(tenant text, quotas jsonb, updated_at timestamptz)',
+      // What the gateway polls: runtime quota changes after since (none are secret).
+      `
+BEGIN
+  RETURN QUERY SELECT q.tenant, q.quotas, q.updated_at FROM tenantgate.tenant_quotas q WHERE q.updated_at > since ORDER BY q.updated_at;
+END`,
+    ],
+    [
+      'set_quotas',
+      't text, changes jsonb, changed_by text',
+      'jsonb',
+      // Merge runtime quota changes for one tenant (a null value removes that override); returns them.
+      // The gateway validates names and values and lets only platform admins call it.
+      `
+DECLARE
+  result jsonb;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM tenantgate.tenants WHERE id = t) THEN
+    RAISE EXCEPTION 'no such tenant' USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO tenantgate.tenant_quotas AS q (tenant, quotas, updated_at, updated_by) VALUES (t, jsonb_strip_nulls(changes), clock_timestamp(), changed_by)
+  ON CONFLICT (tenant) DO UPDATE SET quotas = jsonb_strip_nulls(q.quotas || changes), updated_at = clock_timestamp(), updated_by = changed_by
+  RETURNING quotas INTO result;
+  RETURN result;
 END`,
     ],
     [

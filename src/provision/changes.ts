@@ -125,6 +125,8 @@ function catalogChanges(snap: Snapshot, n: Names, pads: { ipad: Buffer; opad: Bu
     // Batched writes come from the gateway login; durable ones from inside the tenant transaction.
     audit_append: [n.gateway, ...gatewayRoles(n).map((g) => g.role)],
     audit_prune: [n.gateway],
+    quota_overrides: [n.gateway],
+    set_quotas: [n.gateway],
   };
   for (const [name, fn] of Object.entries(CATALOG_FUNCTIONS)) {
     const actual = snap.functions.get(name);

@@ -96,8 +96,10 @@ describe('tenantgate config dump', () => {
       requests_per_minute: 1200,
       burst: 60,
       concurrent_queries: 4,
+      queue_timeout_ms: 1000,
       max_rows: 10000,
       statement_timeout_ms: 5000,
+      warn_at: 0.8,
       storage_bytes: 10737418240,
     });
     expect(doc.datasets[0]?.tenant_column).toBe('tenant_id');

@@ -11,6 +11,7 @@ export interface Served {
   keys: { acme: string; globex: string; ops: string; acmeWriter: string; acmeAdmin: string; globexAdmin: string };
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   get(path: string, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  patch(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Headers }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   close(): Promise<void>;
 }
 
@@ -54,6 +55,7 @@ export async function serve(fx: Fixture, options: ServerOptions & { env?: Record
     keys,
     post: (path, body, headers) => call('POST', path, body, headers),
     get: (path, headers) => call('GET', path, undefined, headers),
+    patch: (path, body, headers) => call('PATCH', path, body, headers),
     close: () => app.close(),
   };
 }

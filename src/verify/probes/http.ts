@@ -9,7 +9,7 @@ interface HttpAnswer {
 
 type Auth = { key: string } | { bearer: string };
 
-async function call(h: HttpContext, method: 'GET' | 'POST', path: string, body: unknown, auth: Auth, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+async function call(h: HttpContext, method: 'GET' | 'POST' | 'PATCH', path: string, body: unknown, auth: Auth, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   const res = await fetch(h.url.replace(/\/$/, '') + path, {
     method,
     headers: {
@@ -198,6 +198,16 @@ export function httpProbes(): Probe[] {
       const admin = await h.key(x.a, 'admin');
       if (!admin) return skip('A has no tenant admin role');
       return mustRefuse(await call(h, 'GET', `/v1/tenants/${encodeURIComponent(x.b)}/audit`, undefined, { key: admin }), x, 'audit path B');
+    }),
+    p('quota-admin-b', "A's tenant admin key reads and changes B's quotas through the admin API (must be 403, B unchanged)", async (x, h) => {
+      const admin = await h.key(x.a, 'admin');
+      if (!admin) return skip('A has no tenant admin role');
+      const path = `/v1/admin/tenants/${encodeURIComponent(x.b)}/quotas`;
+      const read = await call(h, 'GET', path, undefined, { key: admin });
+      const change = await call(h, 'PATCH', path, { requests_per_minute: 1 }, { key: admin });
+      if (read.status !== 403 || change.status !== 403) return leak(`the admin API answered A's key with HTTP ${read.status} / ${change.status}, not 403`);
+      const b = await x.owner.query(`SELECT 1 FROM tenantgate.tenant_quotas WHERE tenant = $1 AND quotas ? 'requests_per_minute' AND (quotas ->> 'requests_per_minute')::int = 1`, [x.b]).catch(() => ({ rowCount: 0 }));
+      return (b.rowCount ?? 0) > 0 ? leak("B's quotas were changed with A's key") : pass;
     }),
     jwt('header-b', "a valid token for A, with the tenant header naming B (must be 403)", async (x, h, m, role) => {
       const token = await m.sign({ [m.claims.role]: role, [m.claims.tenant]: x.a, sub: 'tg-verify' });
