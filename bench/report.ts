@@ -1,6 +1,7 @@
 /** docs/benchmarks.md and the console summary, from one run's results. */
 import type { ApplyResult } from './apply.ts';
 import { auditSection, auditSummaryLines, type AuditBenchResult } from './audit.ts';
+import { noisySection, noisySummaryLines, type NoisyResult } from './noisy.ts';
 import { doctorSection, doctorSummaryLines, type DoctorResult } from './doctor.ts';
 import { ROWS_PER_TENANT, TENANTS } from './dataset.ts';
 import type { HttpResult } from './http.ts';
@@ -23,6 +24,7 @@ export interface RunResults {
   planner?: PlannerResult | undefined;
   doctor?: DoctorResult | undefined;
   audit?: AuditBenchResult | undefined;
+  quotas?: NoisyResult | undefined;
   totalSeconds: number;
 }
 
@@ -60,6 +62,7 @@ export function summary(r: RunResults): string {
   if (r.planner) out.push(...plannerSummaryLines(r.planner));
   if (r.doctor) out.push(...doctorSummaryLines(r.doctor));
   if (r.audit) out.push(...auditSummaryLines(r.audit));
+  if (r.quotas) out.push(...noisySummaryLines(r.quotas));
   out.push(`total ${Math.round(r.totalSeconds)} s`);
   return out.join('\n');
 }
@@ -103,12 +106,13 @@ their ratios are comparable even when the absolute numbers move.
   if (r.planner) parts.push(plannerSection(r.planner));
   if (r.doctor) parts.push(doctorSection(r.doctor, m.date));
   if (r.audit) parts.push(auditSection(r.audit, m.date));
+  if (r.quotas) parts.push(noisySection(r.quotas, m.date));
   parts.push(`## Running it
 
 \`\`\`
 npm run bench                                  # everything; rewrites this file
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
-npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner|doctor|audit), report on stdout
+npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner|doctor|audit|quotas), report on stdout
 BENCH_SECONDS=2 BENCH_ROUNDS=1 npx tsx bench/run.ts --no-write   # a quick look
 \`\`\`
 
@@ -118,7 +122,7 @@ missing and running as root, otherwise skipped with a note) and uses \`pgbench\`
 Files: \`bench/run.ts\` (entry), \`bench/with-tenant.ts\` (benchmark 1), \`bench/pgbench.ts\`, \`bench/prototypes.ts\`
 (the D/E/F/H variants), \`bench/apply.ts\` (benchmark 2), \`bench/http.ts\` (benchmark 3), \`bench/wire.ts\` and
 \`bench/wire-pgbench.ts\` (recording the gateway's wire traffic, pgbench scripts from it), \`bench/profile.ts\` (the CPU profile),
-\`bench/sql-planner.ts\` (benchmark 4), \`bench/doctor.ts\` (benchmark 5), \`bench/audit.ts\` (benchmark 6), \`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` and
+\`bench/sql-planner.ts\` (benchmark 4), \`bench/doctor.ts\` (benchmark 5), \`bench/audit.ts\` (benchmark 6), \`bench/noisy.ts\` and \`bench/load-client.ts\` (benchmark 7), \`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` and
 \`bench/report-query.ts\` (write this file).
 `);
   return `${parts.join('\n')}\n`;

@@ -5,7 +5,7 @@
  * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
  *
  * Options (for exploring; the defaults are what the report is made of):
- *   --only=point|apply|http|planner|doctor|audit   run one benchmark (--only=doctor or audit writes only its section of docs/benchmarks.md)
+ *   --only=point|apply|http|planner|doctor|audit|quotas   run one benchmark (--only=doctor, audit or quotas writes only its section of docs/benchmarks.md)
  *   --no-write           print the report instead of writing docs/benchmarks.md
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
@@ -19,6 +19,7 @@ import { join, resolve } from 'node:path';
 import { runApplyBench, type ApplyResult } from './apply.ts';
 import { createDataset } from './dataset.ts';
 import { auditSection, AUDIT_HEADING, runAuditBench, type AuditBenchResult } from './audit.ts';
+import { noisySection, NOISY_HEADING, runNoisyBench, type NoisyResult } from './noisy.ts';
 import { doctorSection, DOCTOR_HEADING, runDoctorBench, type DoctorResult } from './doctor.ts';
 import { runHttpBench, type HttpResult } from './http.ts';
 import { runPgbench, type PgbenchResult } from './pgbench.ts';
@@ -29,7 +30,7 @@ import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } fr
 
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit'];
+const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit', 'quotas'];
 if (only && !BENCHMARKS.includes(only)) {
   process.stderr.write(`--only takes one of ${BENCHMARKS.join(', ')}\n`);
   process.exit(2);
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
   let planner: PlannerResult | undefined;
   let doctor: DoctorResult | undefined;
   let audit: AuditBenchResult | undefined;
+  let quotas: NoisyResult | undefined;
   try {
     log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
     if (!only || only === 'planner') {
@@ -92,11 +94,11 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'apply') apply = await runApplyBench(scratch, secretText);
     if (!only || only === 'doctor') doctor = await runDoctorBench(scratch, secret);
-    if (!only || only === 'point' || only === 'http' || only === 'audit') {
+    if (!only || only === 'point' || only === 'http' || only === 'audit' || only === 'quotas') {
       const ds = await createDataset(scratch, secret);
       setup = ds.timings;
       try {
-        if (only !== 'audit') await checkIsolation(ds);
+        if (only !== 'audit' && only !== 'quotas') await checkIsolation(ds);
         if (!only || only === 'point') {
           const variants = await openVariants(ds, CONCURRENCY);
           try {
@@ -123,6 +125,9 @@ async function main(): Promise<void> {
         if (!only || only === 'audit') {
           audit = await runAuditBench(ds, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });
         }
+        if (!only || only === 'quotas') {
+          quotas = await runNoisyBench(ds, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });
+        }
       } finally {
         await ds.owner.close();
       }
@@ -132,21 +137,22 @@ async function main(): Promise<void> {
   }
   const totalSeconds = (performance.now() - started) / 1000;
   const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
-  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, totalSeconds }, null, 2));
-  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, totalSeconds });
-  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, totalSeconds })}\n`);
+  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, totalSeconds }, null, 2));
+  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, totalSeconds });
+  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, totalSeconds })}\n`);
   if (write && !only) {
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     writeFileSync(file, report);
     log(`wrote ${file} (${Math.round(totalSeconds)} s in all)`);
   } else if (!write) {
-    const sections: Record<string, string | undefined> = { doctor: doctor && doctorSection(doctor, machine.date), audit: audit && auditSection(audit, machine.date) };
+    const sections: Record<string, string | undefined> = { doctor: doctor && doctorSection(doctor, machine.date), audit: audit && auditSection(audit, machine.date), quotas: quotas && noisySection(quotas, machine.date) };
     process.stdout.write(`\n${(only && sections[only]) ?? report}`);
-  } else if ((only === 'doctor' && doctor) || (only === 'audit' && audit)) {
+  } else if ((only === 'doctor' && doctor) || (only === 'audit' && audit) || (only === 'quotas' && quotas)) {
     // Only that section changes: the other sections keep the full run's numbers.
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     if (only === 'doctor') spliceSection(file, DOCTOR_HEADING, doctorSection(doctor!, machine.date));
-    else spliceSection(file, AUDIT_HEADING, auditSection(audit!, machine.date));
+    else if (only === 'audit') spliceSection(file, AUDIT_HEADING, auditSection(audit!, machine.date));
+    else spliceSection(file, NOISY_HEADING, noisySection(quotas!, machine.date));
     log(`wrote the ${only} section of ${file}, the other sections left as they were`);
   } else {
     log('--only: docs/benchmarks.md left as it was (it holds the full run)');

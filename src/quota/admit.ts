@@ -70,10 +70,10 @@ export class Admission {
   async admit(principal: Principal, tenant: Tenant | null, options: { slot: boolean }): Promise<Permit> {
     const q = this.quotasFor(tenant);
     // The key's own bucket first: a refused key spends nothing of its tenant's.
-    const keySpec = { ratePerMin: q.key_requests_per_minute ?? q.requests_per_minute, burst: q.key_burst ?? q.burst };
-    const decisions: Decision[] = [await this.buckets.take(`k:${principal.kind}:${principal.id}`, keySpec)];
+    const buckets = [{ key: `k:${principal.kind}:${principal.id}`, spec: { ratePerMin: q.key_requests_per_minute ?? q.requests_per_minute, burst: q.key_burst ?? q.burst } }];
     // Platform callers are held to their key's bucket only: reading a tenant for support must not spend its quota.
-    if (decisions[0]!.allowed && tenant && principal.access !== 'platform') decisions.push(await this.buckets.take(`t:${tenant.id}`, { ratePerMin: q.requests_per_minute, burst: q.burst }));
+    if (tenant && principal.access !== 'platform') buckets.push({ key: `t:${tenant.id}`, spec: { ratePerMin: q.requests_per_minute, burst: q.burst } });
+    const decisions: Decision[] = await this.buckets.takeAll(buckets);
     const refused = decisions.find((d) => !d.allowed);
     const shown = refused ?? decisions.reduce((a, b) => (b.remaining < a.remaining ? b : a));
     const headers = { 'ratelimit-limit': String(shown.limit), 'ratelimit-remaining': String(shown.remaining), 'ratelimit-reset': String(shown.resetS) };

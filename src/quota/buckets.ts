@@ -28,6 +28,11 @@ export interface BucketSpec {
 export interface Buckets {
   readonly kind: 'memory' | 'redis';
   take(key: string, spec: BucketSpec): Promise<Decision>;
+  /**
+   * Take one token from each bucket in order, stopping at the first that refuses (the later ones
+   * keep theirs): one decision per bucket asked. On Redis, one round trip for all of them.
+   */
+  takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Promise<Decision[]>;
   /** Wait (up to `ms`) for the store to be usable; resolves either way. */
   ready(ms: number): Promise<boolean>;
   close(): Promise<void>;
@@ -80,6 +85,16 @@ export class MemoryBuckets implements Buckets {
     return step.decision;
   }
 
+  async takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Promise<Decision[]> {
+    const out: Decision[] = [];
+    for (const b of buckets) {
+      const d = await this.take(b.key, b.spec);
+      out.push(d);
+      if (!d.allowed) break;
+    }
+    return out;
+  }
+
   async ready(): Promise<boolean> {
     return true;
   }
@@ -87,31 +102,40 @@ export class MemoryBuckets implements Buckets {
   async close(): Promise<void> {}
 }
 
-/** The same GCRA step in one atomic script, on Redis's own clock so every gateway process agrees. State: "tat:tol". */
+/**
+ * The same GCRA step in one atomic script, for each bucket in KEYS in turn (ARGV: interval and
+ * tolerance per key), stopping at the first refusal; on Redis's own clock so every gateway process
+ * agrees. A bucket's state is "tat:tol". Returns, per bucket asked: allowed, ms until full, ms to wait.
+ */
 const GCRA_LUA = `
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local stored = redis.call('GET', KEYS[1])
-local tat = now
-local tol = tolerance
-if stored then
-  local sep = string.find(stored, ':', 1, true)
-  tat = tonumber(string.sub(stored, 1, sep - 1))
-  tol = tonumber(string.sub(stored, sep + 1))
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local stored = redis.call('GET', key)
+  local tat = now
+  local tol = tolerance
+  if stored then
+    local sep = string.find(stored, ':', 1, true)
+    tat = tonumber(string.sub(stored, 1, sep - 1))
+    tol = tonumber(string.sub(stored, sep + 1))
+  end
+  if tat < now then tat = now end
+  local changed = tol ~= tolerance
+  if changed then tat = now + math.min(1, (tat - now) / tol) * tolerance end
+  local nxt = tat + interval
+  local allow_at = nxt - tolerance
+  if now < allow_at then
+    if changed then redis.call('SET', key, tostring(tat) .. ':' .. tostring(tolerance), 'PX', math.ceil(tat - now) + 1000) end
+    table.insert(out, {0, tostring(tat - now), tostring(allow_at - now)})
+    return out
+  end
+  redis.call('SET', key, tostring(nxt) .. ':' .. tostring(tolerance), 'PX', math.ceil(nxt - now) + 1000)
+  table.insert(out, {1, tostring(nxt - now), '0'})
 end
-if tat < now then tat = now end
-local changed = tol ~= tolerance
-if changed then tat = now + math.min(1, (tat - now) / tol) * tolerance end
-local nxt = tat + interval
-local allow_at = nxt - tolerance
-if now < allow_at then
-  if changed then redis.call('SET', KEYS[1], tostring(tat) .. ':' .. tostring(tolerance), 'PX', math.ceil(tat - now) + 1000) end
-  return {0, tostring(tat - now), tostring(allow_at - now)}
-end
-redis.call('SET', KEYS[1], tostring(nxt) .. ':' .. tostring(tolerance), 'PX', math.ceil(nxt - now) + 1000)
-return {1, tostring(nxt - now), '0'}
+return out
 `;
 
 /** Shared by every gateway process on one Redis (quota_store: redis://…). */
@@ -132,7 +156,8 @@ export class RedisBuckets implements Buckets {
       keyPrefix: `tenantgate:rl:${options.namespace ?? 'tenantgate'}:`,
     });
     this.redis.on('error', () => {});
-    this.redis.defineCommand('tgGcra', { numberOfKeys: 1, lua: GCRA_LUA });
+    // The number of keys is the script's first argument (one to a few buckets per request).
+    this.redis.defineCommand('tgGcra', { lua: GCRA_LUA });
   }
 
   /** Commands fail at once while not connected (no offline queue): a gateway waits for the connection when it starts. */
@@ -151,16 +176,27 @@ export class RedisBuckets implements Buckets {
   }
 
   async take(key: string, spec: BucketSpec): Promise<Decision> {
-    const interval = 60_000 / spec.ratePerMin;
-    const [ok, untilFull, wait] = (await (this.redis as unknown as { tgGcra(k: string, a: number, b: number): Promise<[number, number, number]> }).tgGcra(key, interval, interval * spec.burst)).map(Number) as [number, number, number];
-    const tolerance = interval * spec.burst;
-    return {
-      allowed: ok === 1,
-      limit: spec.burst,
-      remaining: ok === 1 ? Math.max(0, Math.floor((tolerance - untilFull) / interval)) : 0,
-      resetS: Math.ceil(untilFull / 1000),
-      retryAfterS: ok === 1 ? 0 : Math.max(1, Math.ceil(wait / 1000)),
-    };
+    return (await this.takeAll([{ key, spec }]))[0] as Decision;
+  }
+
+  async takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Promise<Decision[]> {
+    const args = buckets.flatMap((b) => {
+      const interval = 60_000 / b.spec.ratePerMin;
+      return [interval, interval * b.spec.burst];
+    });
+    const rows = (await (this.redis as unknown as { tgGcra(n: number, ...a: Array<string | number>): Promise<Array<[number, string, string]>> }).tgGcra(buckets.length, ...buckets.map((b) => b.key), ...args)) ?? [];
+    return rows.map(([ok, untilFull, wait], i) => {
+      const spec = buckets[i]!.spec;
+      const interval = 60_000 / spec.ratePerMin;
+      const tolerance = interval * spec.burst;
+      return {
+        allowed: Number(ok) === 1,
+        limit: spec.burst,
+        remaining: Number(ok) === 1 ? Math.max(0, Math.floor((tolerance - Number(untilFull)) / interval)) : 0,
+        resetS: Math.ceil(Number(untilFull) / 1000),
+        retryAfterS: Number(ok) === 1 ? 0 : Math.max(1, Math.ceil(Number(wait) / 1000)),
+      };
+    });
   }
 
   async close(): Promise<void> {
@@ -187,13 +223,17 @@ export class ResilientBuckets implements Buckets {
   ) {}
 
   async take(key: string, spec: BucketSpec): Promise<Decision> {
+    return (await this.takeAll([{ key, spec }]))[0] as Decision;
+  }
+
+  async takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Promise<Decision[]> {
     try {
-      return await this.primary.take(key, spec);
+      return await this.primary.takeAll(buckets);
     } catch (err) {
       this.failures++;
       this.onFailure(err);
-      if (this.mode === 'open') return this.local.take(key, spec);
-      return { allowed: false, limit: spec.burst, remaining: 0, resetS: 1, retryAfterS: 1, unavailable: true };
+      if (this.mode === 'open') return this.local.takeAll(buckets);
+      return [{ allowed: false, limit: buckets[0]!.spec.burst, remaining: 0, resetS: 1, retryAfterS: 1, unavailable: true }];
     }
   }
 
