@@ -42,7 +42,7 @@ export class AuditSink {
   readonly stats: SinkStats = { buffered: 0, written: 0, dropped: 0, failedFlushes: 0, waiting: 0, waited: 0, peak: 0 };
 
   constructor(private readonly o: SinkOptions) {
-    this.timer = setInterval(() => void this.flush(true), o.flushIntervalMs);
+    this.timer = setInterval(() => void this.flushOnce(true), o.flushIntervalMs);
     this.timer.unref();
   }
 
@@ -63,7 +63,7 @@ export class AuditSink {
     this.buffer.push(event);
     this.stats.buffered = this.buffer.length;
     if (this.buffer.length > this.stats.peak) this.stats.peak = this.buffer.length;
-    if (this.buffer.length >= this.o.batchSize && !this.flushing && this.backoffMs === 0) void this.flush(false);
+    if (this.buffer.length >= this.o.batchSize && !this.flushing && this.backoffMs === 0) void this.flushOnce(false);
   }
 
   private waitForRoom(ms: number): Promise<boolean> {
@@ -78,16 +78,26 @@ export class AuditSink {
       };
       const t = setTimeout(() => done(false), ms);
       this.waiters.push(wake);
-      void this.flush(true);
+      void this.flushOnce(true);
     });
   }
 
   /**
-   * Write what is buffered, batch by batch: only full batches unless `all` (the timer, close, a
-   * waiting request), so a busy gateway writes batch_size events per statement, not a trickle.
-   * A failed batch stays at the front for the next try.
+   * Write everything buffered now (a flush already under way may have started before some of it
+   * arrived: wait for it, then go on). Returns early when a batch fails: the timer retries.
    */
-  flush(all = true): Promise<void> {
+  async flush(): Promise<void> {
+    const target = this.stats.written + this.buffer.length;
+    const failures = this.stats.failedFlushes;
+    while (this.stats.written < target && this.buffer.length > 0 && this.stats.failedFlushes === failures) await this.flushOnce(true);
+  }
+
+  /**
+   * One pass: write what is buffered, batch by batch: only full batches unless `all` (the timer,
+   * close, a waiting request), so a busy gateway writes batch_size events per statement, not a
+   * trickle. A failed batch stays at the front for the next try.
+   */
+  private flushOnce(all: boolean): Promise<void> {
     if (this.flushing) return this.flushing;
     if (this.buffer.length === 0) return Promise.resolve();
     // Never rejects: a failed batch is kept and retried; close() keeps trying until its deadline.
@@ -127,7 +137,7 @@ export class AuditSink {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     const deadline = Date.now() + timeoutMs;
-    while (this.buffer.length > 0 && Date.now() < deadline) await this.flush();
+    while (this.buffer.length > 0 && Date.now() < deadline) await this.flushOnce(true);
     for (const w of [...this.waiters]) w();
   }
 }
