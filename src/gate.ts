@@ -9,6 +9,9 @@ import { runTenantStatement } from './execute/tenant-statement.ts';
 import { resolveNames } from './provision/apply.ts';
 import { ALL_TENANTS_CONTEXT, type Names } from './provision/names.ts';
 import { contextMac, deriveKey, loadServerSecret } from './security/secret.ts';
+import { gatewayDatabases, type DatabaseSet, type PgliteFactory } from './tiers/databases.ts';
+import { tenantDatabase, tenantSchema } from './tiers/location.ts';
+import { Routes } from './tiers/routes.ts';
 import { ALL_TENANTS, isValidTenantId } from './tenancy/tenant-id.ts';
 
 export interface TenantGateOptions {
@@ -23,12 +26,23 @@ export interface TenantGateOptions {
   /** Pool size on a server (default server.pool_size, 10). */
   poolSize?: number;
   env?: Record<string, string | undefined>;
+  /** How often tenants' locations are re-read (a move's cut-over); default 1 s. */
+  routesIntervalMs?: number;
+  /** Embedded database tier: how new tenant database instances are made (tests). */
+  pglite?: PgliteFactory;
 }
 
 export interface TenantGate {
   readonly config: Config;
   readonly names: Names;
+  /** The main database (pooled and schema tiers; the catalog, keys and audit trail). */
   readonly database: Database;
+  /** Where each tenant's rows are (re-read every routesIntervalMs). */
+  readonly routes: Routes;
+  /** Database-tier tenants' databases, opened on demand. */
+  readonly databases: DatabaseSet;
+  /** The database a tenant's rows are in. */
+  databaseOf(tenant: string): Promise<Database>;
   /**
    * Run `fn` in a transaction scoped to one tenant at one access level. Reads see only that
    * tenant's rows; writes must stay in it; read access is READ ONLY. Outside `withTenant`
@@ -59,15 +73,30 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
   const contextKey = deriveKey(secret, 'context');
   let database = options.database;
   const ownsDatabase = !database;
+  const ownerUrl = config.effective.database.url;
+  const url = options.gatewayUrl ?? env[config.effective.database.gateway_url_env] ?? (isEmbeddedUrl(ownerUrl) ? ownerUrl : undefined);
   if (!database) {
-    const ownerUrl = config.effective.database.url;
-    const url = options.gatewayUrl ?? env[config.effective.database.gateway_url_env] ?? (isEmbeddedUrl(ownerUrl) ? ownerUrl : undefined);
     if (!url) {
       throw new TenantGateError('CONFIG_ENV_MISSING', `set ${config.effective.database.gateway_url_env} to the gateway login's URL (tenantgate apply prints it)`);
     }
     database = await openDatabase(url, { baseDir: config.dir, max: options.poolSize ?? config.effective.server.pool_size, pipeline: true });
   }
   const db = database;
+  const routes = new Routes(config, db.pool);
+  const databases = gatewayDatabases(config, db, url, env, options.pglite);
+  // A tenant moved out of its own database: this process's pool to it goes (the database will).
+  routes.onChange = (tenants, before) => {
+    for (const t of tenants) {
+      const was = before.get(t);
+      if (was?.tier === 'database') void databases.forget(was.placement, tenantDatabase(names.prefix, t));
+    }
+  };
+  await routes.start(options.routesIntervalMs ?? 1_000);
+  const databaseOf = async (tenant: string): Promise<Database> => {
+    const at = tenant === ALL_TENANTS_CONTEXT ? undefined : routes.get(tenant);
+    return at?.tier === 'database' ? databases.get(at.placement, tenantDatabase(names.prefix, tenant)) : db;
+  };
+
   // Signatures are per tenant and never change for a secret: compute each once.
   const macs = new Map<string, string>();
   const macFor = (t: string) => {
@@ -82,26 +111,36 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     }
     if (scope.tenant === ALL_TENANTS) {
       if (scope.access !== 'platform') throw new TenantGateError('TENANT_MISMATCH', 'only platform access may act for all tenants');
-      return { tenant: ALL_TENANTS_CONTEXT, access: 'platform', role: names.platformAll, mac: macFor(ALL_TENANTS_CONTEXT), statementTimeoutMs: defaultTimeout(config) };
+      return { tenant: ALL_TENANTS_CONTEXT, access: 'platform', role: names.platformAll, mac: macFor(ALL_TENANTS_CONTEXT), statementTimeoutMs: defaultTimeout(config), searchPath: null };
     }
     if (!isValidTenantId(scope.tenant)) throw new TenantGateError('TENANT_CONTEXT_REQUIRED', 'a valid tenant id is required');
     const tenant: Tenant | undefined = config.tenants.get(scope.tenant);
     if (!tenant) throw new TenantGateError('TENANT_UNKNOWN', 'unknown tenant');
     if (tenant.status === 'suspended') throw new TenantGateError('TENANT_SUSPENDED', 'the tenant is suspended');
-    return { tenant: tenant.id, access: scope.access, role: names.access[scope.access], mac: macFor(tenant.id), statementTimeoutMs: tenant.quotas.statement_timeout_ms };
+    // A schema-tier tenant's unqualified names find its own tables first.
+    const searchPath = routes.get(tenant.id).tier === 'schema' ? `"${tenantSchema(tenant.id).replace(/"/g, '""')}"` : null;
+    return { tenant: tenant.id, access: scope.access, role: names.access[scope.access], mac: macFor(tenant.id), statementTimeoutMs: tenant.quotas.statement_timeout_ms, searchPath };
   };
 
   return {
     config,
     names,
     database: db,
-    withTenant: (scope, fn) => runTenantTransaction(db.pool as pg.Pool, resolveScope(scope), fn),
-    statement: (scope, query, options = {}) => {
+    routes,
+    databases,
+    databaseOf,
+    withTenant: async (scope, fn) => {
+      const ctx = resolveScope(scope);
+      return runTenantTransaction((await databaseOf(ctx.tenant)).pool as pg.Pool, ctx, fn);
+    },
+    statement: async (scope, query, options = {}) => {
+      const ctx = resolveScope(scope);
+      const on = await databaseOf(ctx.tenant);
       const { after } = options;
       if (after) {
         return runTenantTransaction(
-          db.pool,
-          resolveScope(scope),
+          on.pool,
+          ctx,
           async (c) => {
             const r = await c.query(query as pg.QueryConfig);
             await c.query(after(r) as pg.QueryConfig);
@@ -110,11 +149,11 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
           { writable: true },
         );
       }
-      return db.kind === 'postgres'
-        ? runTenantStatement(db.pool, resolveScope(scope), query)
-        : runTenantTransaction(db.pool, resolveScope(scope), (c) => c.query(query as pg.QueryConfig));
+      return on.kind === 'postgres' ? runTenantStatement(on.pool, ctx, query) : runTenantTransaction(on.pool, ctx, (c) => c.query(query as pg.QueryConfig));
     },
     close: async () => {
+      routes.stop();
+      await databases.close();
       if (ownsDatabase) await db.close();
     },
   };

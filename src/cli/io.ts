@@ -36,8 +36,8 @@ export async function withConfig(io: CliIO, opts: GlobalOptions): Promise<Config
 }
 
 /** Open the owner connection (database.url) for the duration of `fn`. */
-export async function withOwnerDb<T>(config: Config, fn: (db: Database) => Promise<T>): Promise<T> {
-  const db = await openDatabase(config.effective.database.url, { baseDir: config.dir, max: 2 });
+export async function withOwnerDb<T>(config: Config, fn: (db: Database) => Promise<T>, max = 2): Promise<T> {
+  const db = await openDatabase(config.effective.database.url, { baseDir: config.dir, max });
   try {
     return await fn(db);
   } finally {

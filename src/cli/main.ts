@@ -195,6 +195,25 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       else io.stdout(table([['QUOTA', 'VALUE', 'SOURCE'], ...Object.entries(result.quotas).map(([k, v]) => [k, String(v), k in result.overrides ? 'runtime' : 'config'])]));
     });
 
+  tenant
+    .command('move <id>')
+    .description('move a tenant to another tier (and placement) online: copy, verify, cut over, clean up; resumable')
+    .option('--tier <tier>', 'pooled, schema or database')
+    .option('--placement <placement>', 'a placement under database.placements (tier database only)')
+    .option('--dry-run', 'print the plan; change nothing')
+    .option('--abort', 'abandon an unfinished move (before its cut-over): the tenant stays where it was')
+    .option('--status', "show the tenant's current or last move")
+    .option('--grace <seconds>', 'how long the old place stays after the cut-over (default 5)')
+    .action(async (id: string, opts: { tier?: string; placement?: string; dryRun?: boolean; abort?: boolean; status?: boolean; grace?: string }) => {
+      const { runMoveCommand, formatMove } = await import('./commands/move.ts');
+      if (!opts.tier && !opts.abort && !opts.status) throw new TenantGateError('USAGE', 'tenant move needs --tier (or --abort, --status)');
+      const config = await withConfig(io, globals());
+      if (!config.tenants.has(id)) throw new TenantGateError('TENANT_UNKNOWN', `no tenant "${id}" in the configuration`);
+      const result = await withOwnerDb(config, (db) => runMoveCommand(io, config, db, loadServerSecret(config, io.env), id, opts), 6);
+      if (globals().json) printJson(io, result);
+      else io.stdout(formatMove(result, id));
+    });
+
   const key = program.command('key').description('API keys and direct database logins');
   key
     .command('create')

@@ -12,6 +12,7 @@ const tableName = z
 export const ACCESS_LEVELS = ['read', 'write', 'admin', 'platform'] as const;
 export type AccessLevel = (typeof ACCESS_LEVELS)[number];
 export const TIERS = ['pooled', 'schema', 'database'] as const;
+export type Tier = (typeof TIERS)[number];
 
 export const quotaSchema = z.strictObject({
   requests_per_minute: z.number().int().positive(),
@@ -93,7 +94,8 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^[a-z][a-z0-9_]{0,19}$/, 'must be a lower-case name of at most 20 characters')
         .default(DEFAULTS.database.role_prefix),
-      placements: z.record(z.string(), z.strictObject({ url_env: z.string() })).default({}),
+      /** Extra servers for database-tier tenants: the owner URL, and the gateway login's there (for serve). */
+      placements: z.record(z.string(), z.strictObject({ url_env: z.string(), gateway_url_env: z.string().optional() })).default({}),
     })
     .default({ ...DEFAULTS.database }),
   server: z

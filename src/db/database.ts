@@ -102,3 +102,19 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
 export function maskUrl(url: string): string {
   return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@').replace(/([?&](?:password|passwd|sslpassword)=)[^&#]*/gi, '$1***');
 }
+
+/** Run `fn` in one transaction on one connection: committed if it returns, rolled back (the connection released clean) if it throws. */
+export async function inTransaction<T>(db: Database, fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  const c = await db.pool.connect();
+  try {
+    await c.query(begin);
+    const out = await fn(c);
+    await c.query('COMMIT');
+    return out;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release();
+  }
+}

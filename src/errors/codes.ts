@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   // execute stage
   QUERY_TIMEOUT: { status: 504, exit: 1, hint: 'The statement ran past the tenant statement timeout.' },
   DB_UNAVAILABLE: { status: 503, exit: 1, hint: 'The database could not be reached; retry later.' },
+  TENANT_MOVING: { status: 503, exit: 1, hint: "The tenant is being moved between tiers: its writes pause for under a second at the cut-over. Retry after Retry-After." },
   TENANT_CONTEXT_REQUIRED: {
     status: 400,
     exit: 2,
@@ -70,7 +71,11 @@ export const ERROR_CODES = {
     exit: 2,
     hint: 'The gateway login must not be superuser, have BYPASSRLS, or own a dataset table.',
   },
-  TIER_UNSUPPORTED: { status: 501, exit: 2, hint: 'Only the pooled tier is provisioned in this version.' },
+  TIER_UNSUPPORTED: { status: 400, exit: 2, hint: 'Only tier database can live on a named placement; pooled and schema tenants live on the default one.' },
+  // tenant moves (tenantgate tenant move, POST /v1/admin/tenants/{id}/move)
+  MOVE_CONFLICT: { status: 409, exit: 1, hint: 'Another move of this tenant is running or unfinished (rerun the same move to finish it, or --abort), or its rows collide with rows already at the new place.' },
+  MOVE_UNSUPPORTED: { status: 400, exit: 2, hint: 'A move needs a different place, a primary key on every dataset table, an applied catalog and an owner that bypasses RLS.' },
+  MOVE_VERIFY_FAILED: { status: 500, exit: 1, hint: 'The copy did not match the original: the tenant stays where it was. Rerun the move (it copies again) or --abort it.' },
   KEY_UNKNOWN: { status: 404, exit: 2, hint: 'Check the key id (`tenantgate key list`).' },
   USAGE: { status: 400, exit: 2, hint: 'See `tenantgate --help`.' },
   INTERNAL: { status: 500, exit: 1, hint: 'A bug: please report it with the request id.' },

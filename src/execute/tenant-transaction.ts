@@ -12,6 +12,8 @@ export interface TenantContext {
   /** HMAC of the tenant: the policy function accepts the tenant only with it. */
   mac: string;
   statementTimeoutMs: number;
+  /** Schemas searched before the session's search_path (a schema-tier tenant's own); null keeps it as it is. */
+  searchPath: string | null;
 }
 
 /** A pg-compatible client valid only inside one tenant transaction (fail closed afterwards). */
@@ -23,9 +25,12 @@ export interface TenantClient {
   release(): void;
 }
 
+/** search_path for the transaction: the tenant's own schema first (schema tier), else as it was. */
+export const SEARCH_PATH = (n: number) => `set_config('search_path', CASE WHEN $${n}::text IS NULL THEN current_setting('search_path') ELSE $${n} || ', ' || current_setting('search_path') END, true)`;
+
 const CONTEXT_SQL = {
   name: 'tenantgate_context',
-  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true)`,
+  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true), ${SEARCH_PATH(5)}`,
 };
 
 /**
@@ -100,7 +105,7 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
   // Readers run READ ONLY, unless the caller must write beside them (the durable audit record; the
   // read roles still hold no write grant or policy on any dataset).
   const beginSql = (ctx.access === 'read' || ctx.access === 'platform') && !options.writable ? 'BEGIN READ ONLY' : 'BEGIN';
-  const contextQuery = { ...CONTEXT_SQL, values: [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs)] };
+  const contextQuery = { ...CONTEXT_SQL, values: [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs), ctx.searchPath] };
   // With a pipelining pool BEGIN, the context and fn's first statement share one round trip;
   // without one (the embedded database) they are awaited in turn.
   const pipelined = (client as unknown as { pipeline?: boolean }).pipeline === true;
@@ -173,6 +178,8 @@ export function mapDatabaseError(err: unknown): unknown {
   const code = (err as { code?: string })?.code;
   if (code === '57014') return new TenantGateError('QUERY_TIMEOUT', 'the statement ran past the statement timeout', { cause: err });
   if (code === '42501') return new TenantGateError('POLICY_DENIED', 'permission denied by the database', { cause: err });
+  // Raised by tenantgate.move_capture at a moving tenant's old place while its writes pause.
+  if (code === 'TGMOV') return new TenantGateError('TENANT_MOVING', 'the tenant is being moved: writes pause briefly, retry', { cause: err, headers: { 'retry-after': '1' } });
   if (code && /^(08|57P0)/.test(code)) return new TenantGateError('DB_UNAVAILABLE', 'the database connection failed', { cause: err });
   return err;
 }

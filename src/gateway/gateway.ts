@@ -169,6 +169,13 @@ export class Gateway {
     const pool = gate.database.pool;
     const identifier = new Identifier(gate.config, options.secret, pool, createJwtVerifier(gate.config, env));
     const catalog = await QueryCatalog.load(gate.config, pool);
+    // Plans follow a tenant's tier (a schema-tier tenant's name its schema); a move makes them again.
+    catalog.tierOf = (t) => gate.routes.get(t).tier;
+    const previous = gate.routes.onChange;
+    gate.routes.onChange = (tenants, before) => {
+      for (const t of tenants) catalog.forget(t);
+      previous(tenants, before);
+    };
     const writer = await gate.database.sibling(1);
     const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, writer, options.audit !== false);
     if (options.retention !== false) gateway.startRetention();
@@ -217,7 +224,7 @@ export class Gateway {
     await this.admit(rec, c, true);
     const plan = (rec.plan = this.planner.semantic(body, c.tenant));
     rec.timings.mark('plan');
-    return this.execute(rec, c, plan);
+    return this.execute(rec, c, plan, () => this.planner.semantic(body, c.tenant));
   }
 
   async sql(rec: RequestRecord, body: unknown): Promise<QueryAnswer> {
@@ -239,13 +246,27 @@ export class Gateway {
       this.admission.checkStorage(c.tenant);
     }
     rec.timings.mark('plan');
-    return this.execute(rec, c, plan);
+    return this.execute(rec, c, plan, () => this.planner.sql(body, c.tenant, c.access));
   }
 
-  private async execute(rec: RequestRecord, c: Caller, plan: QueryPlan): Promise<QueryAnswer> {
+  /**
+   * Run a plan. A write that meets a move's cut-over at the tenant's old place (TENANT_MOVING)
+   * runs once more, planned again, when the tenant turns out to live elsewhere already.
+   */
+  private async execute(rec: RequestRecord, c: Caller, plan: QueryPlan, replan: () => QueryPlan): Promise<QueryAnswer> {
+    try {
+      return await this.executeOnce(rec, c, plan);
+    } catch (err) {
+      if (!(isTenantGateError(err) && err.code === 'TENANT_MOVING' && c.tenant && (await this.gate.routes.moved(c.tenant.id)))) throw err;
+      return this.executeOnce(rec, c, (rec.plan = replan()));
+    }
+  }
+
+  private async executeOnce(rec: RequestRecord, c: Caller, plan: QueryPlan): Promise<QueryAnswer> {
     // Durable writes commit with their record; durable reads have nothing to be atomic with, so
     // their record is written after the statement and before the answer (finish), one round trip more.
-    const durable = this.auditing && this.config.effective.audit.mode === 'durable' && plan.write;
+    // (A database-tier tenant's write commits in its own database: its record follows in the main one.)
+    const durable = this.auditing && this.config.effective.audit.mode === 'durable' && plan.write && (c.tenant === null || this.gate.routes.get(c.tenant.id).tier !== 'database');
     const answer = await runPlan(
       this.gate,
       { tenant: c.tenant?.id ?? null, access: c.access },
@@ -289,7 +310,8 @@ export class Gateway {
     authorize(c.tenant, c.access, 'describe');
     await this.admit(rec, c, false);
     const x = c.tenant;
-    return { id: x.id, name: x.name, tier: x.tier, placement: x.placement, status: x.status, quotas: this.admission.quotasFor(x), usage: this.usage(x), features: { sql_api: true, ...x.features }, access: c.access, role: c.principal.role };
+    const at = this.gate.routes.get(x.id);
+    return { id: x.id, name: x.name, tier: at.tier, placement: at.placement, status: x.status, quotas: this.admission.quotasFor(x), usage: this.usage(x), features: { sql_api: true, ...x.features }, access: c.access, role: c.principal.role };
   }
 
   /** What a tenant uses now: storage (as last measured), queries in flight in this process. */

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
-import type { Config } from '../config/types.ts';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { isMap, parseDocument, stringify } from 'yaml';
+import type { Config, Tenant } from '../config/types.ts';
+import type { TenantLocation } from '../tiers/location.ts';
 import type { Database } from '../db/database.ts';
 import { TenantGateError } from '../errors/index.ts';
 import type { Names } from '../provision/names.ts';
@@ -35,6 +36,27 @@ export function writeTenantFile(config: Config, spec: TenantSpec): string {
   return file;
 }
 
+/**
+ * After a move, say the tenant's new place in the file that declares it (tenants/<id>.yaml, or its
+ * entry in tenantgate.yaml), comments and layout kept, so the next plan agrees with the database.
+ * Returns the file written, or undefined when the entry could not be found.
+ */
+export function recordTenantPlace(t: Tenant, to: TenantLocation): string | undefined {
+  const file = t.source.file;
+  if (!existsSync(file)) return undefined;
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  const own = basename(dirname(file)) === 'tenants';
+  const index = Number(t.source.key?.split('.')[1]);
+  const node = own ? doc.contents : doc.getIn(['tenants', index]);
+  if (!isMap(node) || node.get('id') !== t.id) return undefined;
+  node.set('tier', to.tier);
+  if (to.placement === 'default') node.delete('placement');
+  else node.set('placement', to.placement);
+  writeFileSync(`${file}.tmp`, doc.toString());
+  renameSync(`${file}.tmp`, file);
+  return file;
+}
+
 export interface TenantView {
   id: string;
   name: string;
@@ -52,8 +74,8 @@ export async function describeTenants(db: Database, config: Config, n: Names, on
   const ids = only ? [only] : [...config.tenants.keys()].sort();
   if (only && !config.tenants.has(only)) throw new TenantGateError('TENANT_UNKNOWN', `tenant "${only}" is not in the configuration`);
   const catalog = await db
-    .query<{ id: string; status: string; keys: string; logins: string }>(
-      `SELECT t.id, t.status,
+    .query<{ id: string; status: string; tier: string; placement: string; keys: string; logins: string }>(
+      `SELECT t.id, t.status, t.tier, t.placement,
               (SELECT count(*) FROM tenantgate.api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS keys,
               (SELECT count(*) FROM tenantgate.api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL AND k.db_login IS NOT NULL) AS logins
          FROM tenantgate.tenants t WHERE t.id = ANY($1)`,
@@ -70,8 +92,9 @@ export async function describeTenants(db: Database, config: Config, n: Names, on
     return {
       id,
       name: t.name,
-      tier: t.tier,
-      placement: t.placement,
+      // Where its rows are: the database's word once provisioned (a move changes it).
+      tier: row?.tier ?? t.tier,
+      placement: row?.placement ?? t.placement,
       status: row?.status ?? t.status,
       provisioned: row !== undefined,
       roles: { read: n.access.read, write: n.access.write, admin: n.access.admin, direct: n.tenant(id), gateway: n.gateway },

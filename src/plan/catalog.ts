@@ -1,6 +1,8 @@
 import type { Config, Tenant } from '../config/types.ts';
 import type { AccessLevel } from '../config/types.ts';
 import { datasetView, type DatasetView } from './dataset-view.ts';
+import type { Tier } from '../config/schema.ts';
+import { tenantSchema } from '../tiers/location.ts';
 
 type Queryable = { query(text: string, params?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }> };
 
@@ -11,6 +13,9 @@ type Queryable = { query(text: string, params?: unknown[]): Promise<{ rows: Arra
  */
 export class QueryCatalog {
   private readonly viewsByScope = new Map<string, Map<string, DatasetView>>();
+
+  /** Where a tenant's rows are; a schema-tier tenant's plans name its own schema's tables. */
+  tierOf: (tenant: string) => Tier = (t) => this.config.tenants.get(t)?.tier ?? 'pooled';
 
   private constructor(
     readonly config: Config,
@@ -54,17 +59,29 @@ export class QueryCatalog {
     const key = this.viewKey(tenant);
     let views = this.viewsByScope.get(key);
     if (!views) {
-      views = new Map(this.config.datasets.map((d) => [d.name, datasetView(d, this.tableColumns.get(d.name) ?? [], tenant, this.globalKeys.get(d.name) ?? [])]));
+      const inSchema = tenant && this.tierOf(tenant.id) === 'schema' ? tenantSchema(tenant.id) : undefined;
+      views = new Map(
+        this.config.datasets.map((d) => [d.name, datasetView(inSchema ? { ...d, schema: inSchema } : d, this.tableColumns.get(d.name) ?? [], tenant, this.globalKeys.get(d.name) ?? [])]),
+      );
       this.viewsByScope.set(key, views);
     }
     return views;
   }
 
-  /** Tenants without column overrides share one view (and one SQL-plan cache scope). */
+  /** A tenant moved: its views (and SQL plans, keyed by them) are made again. */
+  forget(tenant: string): void {
+    for (const k of [...this.viewsByScope.keys()]) if (k.endsWith(`:${tenant}`)) this.viewsByScope.delete(k);
+  }
+
+  /**
+   * Tenants without column overrides share one view (and one SQL-plan cache scope); a schema-tier
+   * tenant has its own (its plans name its schema), as has a tenant with overrides.
+   */
   private viewKey(tenant: Tenant | null): string {
     if (!tenant) return '*';
     const overridden = Object.values(tenant.accessOverrides).some((cols) => Object.values(cols).includes('restricted'));
-    return overridden ? `t:${tenant.id}` : '-';
+    const schema = this.tierOf(tenant.id) === 'schema';
+    return schema ? `s${overridden ? 'o' : ''}:${tenant.id}` : overridden ? `t:${tenant.id}` : '-';
   }
 
   sqlCacheKey(tenant: Tenant | null, access: AccessLevel): string {

@@ -62,6 +62,33 @@ CREATE INDEX audit_log_at ON tenantgate.audit_log (at)`,
   quotas jsonb NOT NULL DEFAULT '{}',
   updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   updated_by text)`,
+  // Tenant moves (main database): one row per tenant, its current or last move and where it got to,
+  // so a rerun after a crash picks up from the phase it stopped in.
+  moves: `CREATE TABLE tenantgate.moves (
+  tenant text PRIMARY KEY REFERENCES tenantgate.tenants(id),
+  from_tier text NOT NULL,
+  from_placement text NOT NULL,
+  to_tier text NOT NULL,
+  to_placement text NOT NULL,
+  phase text NOT NULL,
+  progress jsonb NOT NULL DEFAULT '{}',
+  started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  finished_at timestamptz,
+  error text)`,
+  // Where a moving tenant's rows come from (every database): the seal that pauses its writes there
+  // until sealed_until ('infinity' once the tenant lives elsewhere).
+  move_state: `CREATE TABLE tenantgate.move_state (
+  tenant text PRIMARY KEY,
+  sealed_until timestamptz NOT NULL DEFAULT '-infinity')`,
+  // The keys of a moving tenant's rows written since the move began (filled by move_capture; the
+  // mover deletes each entry once the row is replayed at the new place).
+  move_log: `CREATE TABLE tenantgate.move_log (
+  tenant text NOT NULL,
+  seq bigserial,
+  tbl text NOT NULL,
+  key jsonb NOT NULL,
+  PRIMARY KEY (tenant, seq))`,
   // The head of each chain (a removed tail shows against it) and where retention cut its start.
   audit_heads: `CREATE TABLE tenantgate.audit_heads (
   tenant text PRIMARY KEY,
@@ -78,7 +105,7 @@ const definer = `LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_c
 const invoker = `LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp`;
 const INVOKER_FUNCTIONS = new Set(['login_tenant', 'login_attr']);
 /** Functions that write (the audit trail): VOLATILE, still SECURITY DEFINER with a pinned search_path. */
-const WRITING_FUNCTIONS = new Set(['audit_append', 'audit_prune', 'set_quotas']);
+const WRITING_FUNCTIONS = new Set(['audit_append', 'audit_prune', 'set_quotas', 'move_capture']);
 
 /** Function name → full CREATE OR REPLACE statement. The body is compared with prosrc for drift. */
 export const CATALOG_FUNCTIONS: Record<string, { args: string; create: string; body: string }> = (() => {
@@ -120,11 +147,22 @@ END`,
       'r text',
       'text',
       // Answers only for roles the session's login is (or belongs to), so no login can ask
-      // which tenant another role serves.
+      // which tenant another role serves. A role not listed itself (a login in a database-tier
+      // tenant's own database, where only the tenant's group is) counts for the tenant group it is in.
       `
+DECLARE
+  found text;
 BEGIN
-  RETURN (SELECT d.tenant_id FROM tenantgate.db_roles d JOIN tenantgate.tenants t ON t.id = d.tenant_id
-          WHERE d.role_name = r AND t.status = 'active' AND pg_has_role(session_user, r, 'MEMBER'));
+  IF NOT pg_has_role(session_user, r, 'MEMBER') THEN
+    RETURN NULL;
+  END IF;
+  SELECT d.tenant_id INTO found FROM tenantgate.db_roles d JOIN tenantgate.tenants t ON t.id = d.tenant_id
+   WHERE d.role_name = r AND t.status = 'active';
+  IF found IS NULL AND NOT EXISTS (SELECT 1 FROM tenantgate.db_roles WHERE role_name = r) THEN
+    SELECT d.tenant_id INTO found FROM tenantgate.db_roles d JOIN tenantgate.tenants t ON t.id = d.tenant_id
+     WHERE d.kind = 'tenant' AND t.status = 'active' AND pg_has_role(r, d.role_name, 'MEMBER') LIMIT 1;
+  END IF;
+  RETURN found;
 END`,
     ],
     [
@@ -289,6 +327,49 @@ BEGIN
   ON CONFLICT (tenant) DO UPDATE SET quotas = jsonb_strip_nulls(q.quotas || changes), updated_at = clock_timestamp(), updated_by = changed_by
   RETURNING quotas INTO result;
   RETURN result;
+END`,
+    ],
+    [
+      'move_capture',
+      '',
+      'trigger',
+      // The trigger on a moving tenant's tables at its old place (fired only for its rows: the
+      // trigger's WHEN). Logs the key of each row written so the mover replays it at the new place;
+      // refuses the write (SQLSTATE TGMOV, a retryable 503) while the move holds the seal. The
+      // FOR SHARE lock is the barrier: sealing waits for every writer already past this point.
+      // The mover cleaning up passes: the owner's own session, having said so for this tenant.
+      // TG_ARGV: the tenant, then the primary key columns.
+      `
+DECLARE
+  sealed boolean;
+  keys text[] := TG_ARGV[1:TG_NARGS - 1];
+BEGIN
+  SELECT s.sealed_until > clock_timestamp() INTO sealed FROM tenantgate.move_state s WHERE s.tenant = TG_ARGV[0] FOR SHARE;
+  IF sealed THEN
+    IF session_user = current_user AND current_setting('tenantgate.move_cleanup', true) = TG_ARGV[0] THEN
+      RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'the tenant is moving: writes pause briefly' USING ERRCODE = 'TGMOV';
+  END IF;
+  IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (SELECT bool_or(to_jsonb(OLD) -> k IS DISTINCT FROM to_jsonb(NEW) -> k) FROM unnest(keys) k)) THEN
+    INSERT INTO tenantgate.move_log (tenant, tbl, key)
+    SELECT TG_ARGV[0], TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, jsonb_object_agg(k, to_jsonb(OLD) -> k) FROM unnest(keys) k;
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    INSERT INTO tenantgate.move_log (tenant, tbl, key)
+    SELECT TG_ARGV[0], TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, jsonb_object_agg(k, to_jsonb(NEW) -> k) FROM unnest(keys) k;
+  END IF;
+  RETURN NULL;
+END`,
+    ],
+    [
+      'tenant_routes',
+      'since timestamptz',
+      'TABLE(id text, tier text, placement text, status text, updated_at timestamptz)',
+      // Where each tenant's rows are (the gateway routes by it; a move changes it), changed after since.
+      `
+BEGIN
+  RETURN QUERY SELECT t.id, t.tier, t.placement, t.status, t.updated_at FROM tenantgate.tenants t WHERE t.updated_at > since ORDER BY t.updated_at;
 END`,
     ],
     [

@@ -5,6 +5,8 @@ import { ident, literal, qualified } from '../db/sql.ts';
 import { AUDIT_TABLE, CATALOG_FUNCTIONS, CATALOG_SCHEMA, CATALOG_TABLES } from './catalog.ts';
 import { ALL_TENANTS_CONTEXT, gatewayRoles, type Names } from './names.ts';
 import type { Snapshot, TableInfo } from './introspect.ts';
+import { tableDdl, type TableShape } from './table-ddl.ts';
+import { tenantSchema } from '../tiers/location.ts';
 
 /** One difference between the database and the config, and the SQL that removes it. */
 export interface Change {
@@ -40,7 +42,71 @@ export function computeChanges(config: Config, snap: Snapshot, n: Names, context
     const table = snap.tables.get(`${d.schema}.${d.table}`);
     if (table) out.push(...tableChanges(config, d, table, snap, n));
   }
+  out.push(...schemaTierChanges(config, snap, n));
   return out;
+}
+
+/** Where a tenant's rows are: the database's word when it has a row for the tenant, else the config's. */
+export function tierOf(t: Tenant, snap: Snapshot): Tenant['tier'] {
+  return (snap.tenantRows.get(t.id)?.tier as Tenant['tier'] | undefined) ?? t.tier;
+}
+
+/**
+ * Schema-tier tenants: a schema `t_<id>` only the gateway's access roles and the tenant's own
+ * group may use, holding a copy of every dataset table with the same RLS, policies and grants as
+ * the pooled table (so the gateway's plans and the signed context work unchanged there).
+ */
+function schemaTierChanges(config: Config, snap: Snapshot, n: Names): Change[] {
+  return schemaPlaceChanges(config, snap, n, [...config.tenants.values()].filter((t) => tierOf(t, snap) === 'schema').map((t) => t.id));
+}
+
+/** The schema-tier places of these tenants: their schemas and table copies, made or mended. */
+export function schemaPlaceChanges(config: Config, snap: Snapshot, n: Names, tenants: string[]): Change[] {
+  const out: Change[] = [];
+  for (const id of tenants) {
+    const t = config.tenants.get(id);
+    if (!t) continue;
+    const s = tenantSchema(t.id);
+    if (!snap.schemaUsage.has(s)) {
+      out.push({ object: `schema ${s}`, action: 'create', reason: `tenant ${t.id} is in tier schema`, sql: [`CREATE SCHEMA ${ident(s)}`, `REVOKE ALL ON SCHEMA ${ident(s)} FROM PUBLIC`] });
+    }
+    const want = new Set([...gatewayRoles(n).map((g) => g.role), n.tenant(t.id)]);
+    const have = snap.schemaUsage.get(s) ?? new Set<string>();
+    const missing = [...want].filter((r) => !have.has(r));
+    const extra = [...have].filter((r) => !want.has(r) && r !== snap.currentUser);
+    if (missing.length) out.push({ object: `grant usage schema ${s}`, action: 'grant', reason: `only the gateway's roles and ${n.tenant(t.id)} may use ${s}`, sql: [`GRANT USAGE ON SCHEMA ${ident(s)} TO ${missing.map(ident).join(', ')}`] });
+    if (extra.length) out.push({ object: `revoke usage schema ${s}`, action: 'revoke', reason: `${extra.join(', ')} may not use ${s} (another tenant's or PUBLIC)`, sql: extra.map((r) => `REVOKE ALL ON SCHEMA ${ident(s)} FROM ${r === 'public' ? 'PUBLIC' : ident(r)}`) });
+    for (const d of config.datasets) {
+      const copy = { ...d, schema: s };
+      let info = snap.tables.get(`${s}.${d.table}`);
+      if (!info) {
+        const shape = snap.shapes.get(`${d.schema}.${d.table}`);
+        if (!shape) continue;
+        const ddl = tableDdl(shape, s);
+        out.push({ object: `table ${s}.${d.table}`, action: 'create', reason: `copy of ${d.schema}.${d.table} for tenant ${t.id}${ddl.notes.length ? ` (${ddl.notes.join('; ')})` : ''}`, sql: ddl.statements });
+        info = skeletonOf(shape, s);
+      }
+      out.push(...tableChanges(config, copy, info, snap, n));
+    }
+  }
+  return out;
+}
+
+/** A table about to be created, as introspection would see it: its columns and serial sequences, nothing granted yet. */
+function skeletonOf(shape: TableShape, schema: string): TableInfo {
+  return {
+    oid: 0,
+    schema,
+    name: shape.table,
+    kind: 'r',
+    owner: '',
+    rls: false,
+    force: false,
+    columns: new Map(shape.columns.map((c) => [c.name, { type: c.type, typname: c.type }])),
+    policies: new Map(),
+    privileges: new Map(),
+    sequences: new Map(shape.columns.filter((c) => c.def && /^nextval\('/.test(c.def) && !c.identity).map((c) => [`${schema}.${shape.table}_${c.name}_seq`, new Set<string>()])),
+  };
 }
 
 function roleChanges(config: Config, snap: Snapshot, n: Names): Change[] {
@@ -126,6 +192,7 @@ function catalogChanges(snap: Snapshot, n: Names, pads: { ipad: Buffer; opad: Bu
     audit_append: [n.gateway, ...gatewayRoles(n).map((g) => g.role)],
     audit_prune: [n.gateway],
     quota_overrides: [n.gateway],
+    tenant_routes: [n.gateway],
     set_quotas: [n.gateway],
   };
   for (const [name, fn] of Object.entries(CATALOG_FUNCTIONS)) {
@@ -158,16 +225,25 @@ function tenantChanges(config: Config, snap: Snapshot, n: Names): Change[] {
   for (const t of config.tenants.values()) {
     const row = snap.tenantRows.get(t.id);
     const attrs = JSON.stringify(t.attributes);
-    const same = row && row.name === t.name && row.tier === t.tier && row.placement === t.placement && row.status === t.status && JSON.stringify(row.attributes) === JSON.stringify(sortKeys(t.attributes));
+    const same = row && row.name === t.name && row.status === t.status && JSON.stringify(row.attributes) === JSON.stringify(sortKeys(t.attributes));
     if (!same) {
       out.push({
         object: `tenant ${t.id}`,
         action: row ? 'update' : 'create',
-        reason: row ? 'tenant catalog row differs from the config' : 'tenant catalog row',
+        reason: row ? 'tenant catalog row differs from the config' : `tenant catalog row (${t.tier}${t.placement === 'default' ? '' : ` on ${t.placement}`})`,
+        // Tier and placement say where the rows are: set once here, changed only by tenant move.
         sql: [
           `INSERT INTO ${CATALOG_SCHEMA}.tenants (id, name, tier, placement, status, attributes) VALUES (${literal(t.id)}, ${literal(t.name)}, ${literal(t.tier)}, ${literal(t.placement)}, ${literal(t.status)}, ${literal(attrs)}::jsonb)
-           ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, tier = EXCLUDED.tier, placement = EXCLUDED.placement, status = EXCLUDED.status, attributes = EXCLUDED.attributes, updated_at = now()`,
+           ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status, attributes = EXCLUDED.attributes, updated_at = now()`,
         ],
+      });
+    }
+    if (row && (row.tier !== t.tier || row.placement !== t.placement)) {
+      out.push({
+        object: `tenant ${t.id} location`,
+        action: 'update',
+        reason: `the config puts ${t.id} in tier ${t.tier}${t.placement === 'default' ? '' : ` on ${t.placement}`}, its rows are in tier ${row.tier}${row.placement === 'default' ? '' : ` on ${row.placement}`}: apply never moves data; run \`tenantgate tenant move ${t.id} --tier ${t.tier}${t.placement === 'default' ? '' : ` --placement ${t.placement}`}\``,
+        sql: [],
       });
     }
     const role = n.tenant(t.id);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { CATALOG_SCHEMA } from './catalog.ts';
 import type { Names } from './names.ts';
+import type { TableShape } from './table-ddl.ts';
 
 export interface RoleInfo {
   superuser: boolean;
@@ -51,6 +52,8 @@ export interface Snapshot {
   /** tenantgate.meta: settings apply recorded (audit retention). */
   meta: Map<string, string>;
   tables: Map<string, TableInfo>;
+  /** Each dataset table's shape (keyed `schema.table`), to make copies of it for schema and database tiers. */
+  shapes: Map<string, TableShape>;
 }
 
 type Q = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
@@ -125,6 +128,7 @@ export async function introspect(db: Q, n: Names, datasetTables: Array<{ schema:
     applied: new Map(),
     meta: new Map(),
     tables: new Map(),
+    shapes: new Map(),
   };
   if (catalogTables.has('context_key')) {
     const k = (await db.query(`SELECT k_ipad, k_opad FROM tenantgate.context_key WHERE id = 1`)).rows[0];

@@ -11,11 +11,17 @@ const TENANT_COLUMN_TYPES = new Set(['text', 'varchar', 'bpchar', 'citext']);
  */
 export function validateAgainstDatabase(config: Config, snap: Snapshot, n: Names): void {
   for (const t of config.tenants.values()) {
-    if (t.tier !== 'pooled') {
-      throw new TenantGateError('TIER_UNSUPPORTED', `tenant "${t.id}" has tier ${t.tier}; this version provisions the pooled tier only`, {
-        location: config.locate(`${t.source.key}.tier`),
+    // Placements are servers of their own: only a database of the tenant's own can live there.
+    if (t.placement !== 'default' && t.tier !== 'database') {
+      throw new TenantGateError('TIER_UNSUPPORTED', `tenant "${t.id}" names placement ${t.placement} with tier ${t.tier}: only tier database can live on a named placement`, {
+        location: config.locate(`${t.source.key}.placement`),
       });
     }
+  }
+  if ([...config.tenants.values()].some((t) => t.tier === 'schema')) {
+    // A tenant's schema holds every dataset table by its name: two datasets may not share one.
+    const problem = schemaTierClash(config);
+    if (problem) throw new TenantGateError('CONFIG_INVALID', problem, { location: config.locate(`datasets`) });
   }
   config.datasets.forEach((d, i) => {
     const where = `datasets.${i}`;
@@ -89,4 +95,15 @@ export function validateAgainstDatabase(config: Config, snap: Snapshot, n: Names
       });
     }
   }
+}
+
+/** Two dataset tables of one name in different schemas cannot both live in a tenant's schema. */
+export function schemaTierClash(config: Config): string | undefined {
+  const seen = new Map<string, string>();
+  for (const d of config.datasets) {
+    const other = seen.get(d.table);
+    if (other && other !== `${d.schema}.${d.table}`) return `${other} and ${d.schema}.${d.table} share the name ${d.table}: tier schema keeps every dataset table in the tenant's one schema`;
+    seen.set(d.table, `${d.schema}.${d.table}`);
+  }
+  return undefined;
 }

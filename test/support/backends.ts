@@ -54,6 +54,9 @@ async function pgliteSnapshot(): Promise<Blob> {
   return baseSnapshot;
 }
 
+/** Tenant databases on the embedded database, made from the cached snapshot (well under a second each). */
+export const pgliteFactory = () => newPglite();
+
 export async function newPglite(options: { loadDataDir?: Blob; username?: string } = {}): Promise<PGlite> {
   const db = new PGlite({ loadDataDir: options.loadDataDir ?? (await pgliteSnapshot()), ...(options.username ? { username: options.username } : {}) });
   await db.waitReady;
@@ -184,6 +187,9 @@ export async function createFixture(kind: BackendKind, options: FixtureOptions =
       }
       await serverAdmin(async (c) => {
         await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+        // Database-tier tenants' databases are named with the prefix.
+        const dbs = await c.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}\\_%`]);
+        for (const d of dbs.rows) await c.query(`DROP DATABASE IF EXISTS "${d.datname}" WITH (FORCE)`);
         const roles = await c.query(`SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, [`${prefix}\\_%`]);
         for (const r of roles.rows) await c.query(`DROP ROLE IF EXISTS "${r.rolname}"`);
       });
@@ -260,6 +266,8 @@ export async function createServerDatabase(sql?: string): Promise<ServerDatabase
     async drop() {
       await serverAdmin(async (c) => {
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        const dbs = await c.query(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}\\_%`]);
+        for (const d of dbs.rows) await c.query(`DROP DATABASE IF EXISTS "${d.datname}" WITH (FORCE)`);
         const roles = await c.query(`SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, [`${prefix}\\_%`]);
         for (const r of roles.rows) await c.query(`DROP ROLE IF EXISTS "${r.rolname}"`);
       });

@@ -1,0 +1,69 @@
+import type { Config } from '../config/types.ts';
+import type { Tier } from '../config/schema.ts';
+import type { TenantLocation } from './location.ts';
+
+type Queryable = { query(text: string, params?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }> };
+
+/**
+ * Where each tenant's rows are, as the main database says (tenantgate.tenants: set when a tenant is
+ * made, changed by a move), falling back to the config for tenants not provisioned yet. Every
+ * process re-reads the rows changed since its last look (tenantgate.tenant_routes), so a move's
+ * cut-over reaches every gateway within `intervalMs`.
+ */
+export class Routes {
+  private readonly known = new Map<string, TenantLocation>();
+  private since = '1970-01-01T00:00:00Z';
+  private timer: NodeJS.Timeout | undefined;
+  /** Called with the tenants whose location changed and where each was before (their plans and pools follow). */
+  onChange: (tenants: string[], before: Map<string, TenantLocation | undefined>) => void = () => {};
+
+  constructor(
+    private readonly config: Config,
+    private readonly db: Queryable,
+  ) {}
+
+  get(tenant: string): TenantLocation {
+    const hit = this.known.get(tenant);
+    if (hit) return hit;
+    const t = this.config.tenants.get(tenant);
+    return { tier: t?.tier ?? 'pooled', placement: t?.placement ?? 'default' };
+  }
+
+  async refresh(): Promise<string[]> {
+    const r = await this.db.query(`SELECT id, tier, placement, updated_at FROM tenantgate.tenant_routes($1::timestamptz)`, [this.since]);
+    const changed: string[] = [];
+    const before = new Map<string, TenantLocation | undefined>();
+    for (const row of r.rows) {
+      const id = row['id'] as string;
+      const next = { tier: row['tier'] as Tier, placement: row['placement'] as string };
+      const prev = this.known.get(id);
+      this.known.set(id, next);
+      this.since = new Date(row['updated_at'] as string).toISOString();
+      if (!prev || prev.tier !== next.tier || prev.placement !== next.placement) {
+        changed.push(id);
+        before.set(id, prev);
+      }
+    }
+    if (changed.length) this.onChange(changed, before);
+    return changed;
+  }
+
+  /** Whether the tenant's place changed since this process last looked (reads the catalog now). */
+  async moved(tenant: string): Promise<boolean> {
+    const was = this.get(tenant);
+    await this.refresh().catch(() => []);
+    const now = this.get(tenant);
+    return was.tier !== now.tier || was.placement !== now.placement;
+  }
+
+  /** Read now (tolerating a database without the catalog yet), then every `intervalMs`. */
+  async start(intervalMs: number): Promise<void> {
+    await this.refresh().catch(() => []);
+    this.timer = setInterval(() => void this.refresh().catch(() => []), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

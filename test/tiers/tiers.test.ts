@@ -1,0 +1,121 @@
+/**
+ * Isolation tiers (issue 7): the same API contract answers the same for a tenant in each tier; a
+ * schema-tier tenant reaches neither pooled rows nor another tenant's schema; a database-tier
+ * tenant's roles cannot connect to another tenant's database. plan/apply make and then find nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../src/identify/api-keys.ts';
+import { planProvision } from '../../src/provision/apply.ts';
+import { ownerDatabases } from '../../src/tiers/databases.ts';
+import { tenantDatabase } from '../../src/tiers/location.ts';
+import { BACKENDS, pgliteFactory, type Fixture } from '../support/backends.ts';
+import { tierFixture } from './support.ts';
+import { serve, type Served } from '../http/support.ts';
+
+describe.each(BACKENDS)('tiers on %s', (kind) => {
+  let fx: Fixture;
+  let s: Served;
+  const keys = new Map<string, string>();
+  beforeAll(async () => {
+    fx = await tierFixture(kind);
+    s = await serve(fx);
+    for (const t of fx.config.tenants.keys()) keys.set(t, (await createApiKey(fx.db, fx.config, fx.names, fx.secret, { tenant: t, role: 'analyst' })).key);
+  }, 120_000);
+  afterAll(async () => {
+    await s?.close();
+    await fx?.cleanup();
+  });
+
+  it('apply made each tier in its place, and a second plan finds nothing to do', async () => {
+    const env = { TG_TEST_DB: fx.url, TG_TEST_PREFIX: fx.prefix };
+    const plan = await planProvision(fx.config, fx.db, fx.secret, env, { databases: ownerDatabases(fx.config, fx.db, {}, pgliteFactory) });
+    expect(plan.changes.map((c) => `${c.action} ${c.object}: ${c.reason}`)).toEqual([]);
+    // Pooled rows only for the pooled tenant; each schema tenant's rows in its schema.
+    expect((await fx.db.query(`SELECT DISTINCT tenant_id FROM public.orders`)).rows).toEqual([{ tenant_id: 'acme_corp' }]);
+    expect((await fx.db.query(`SELECT count(*)::int AS n FROM t_globex_inc.orders WHERE tenant_id = 'globex_inc'`)).rows[0]).toEqual({ n: 4 });
+    expect((await fx.db.query(`SELECT count(*)::int AS n FROM t_hooli.orders`)).rows[0]).toEqual({ n: 4 });
+    const owner = ownerDatabases(fx.config, fx.db, {}, pgliteFactory);
+    const initech = await owner.get('default', tenantDatabase(fx.prefix, 'initech'));
+    expect((await initech.query(`SELECT DISTINCT tenant_id FROM public.orders`)).rows).toEqual([{ tenant_id: 'initech' }]);
+    await owner.close();
+  });
+
+  it('the API answers the same for a tenant in each tier', async () => {
+    const requests: Array<[string, unknown]> = [
+      ['/v1/query', { dataset: 'orders', dimensions: ['region'], metrics: ['revenue', 'orders'] }],
+      ['/v1/query', { dataset: 'orders', dimensions: ['status'], metrics: ['revenue'], filters: [{ field: 'region', op: '=', value: 'North' }] }],
+      ['/v1/query', { dataset: 'orders', dimensions: ['region', 'status'], order: [{ field: 'region', dir: 'desc' }], limit: 2 }],
+      ['/v1/queries', { sql: 'SELECT region, sum(amount) AS s FROM orders GROUP BY region ORDER BY region' }],
+      ['/v1/queries', { sql: 'SELECT count(*) FROM orders WHERE amount > $1', params: [60] }],
+      ['/v1/queries', { sql: 'SELECT email FROM orders ORDER BY amount' }],
+    ];
+    const answers = new Map<string, unknown[]>();
+    for (const [t, key] of keys) {
+      const out: unknown[] = [];
+      for (const [path, body] of requests) {
+        const r = await s.post(path, body, { 'x-api-key': key });
+        expect(r.status, `${t} ${path} ${JSON.stringify(body)}: ${JSON.stringify(r.json)}`).toBe(200);
+        // The masked email is salted with the tenant: compare its shape, not its value.
+        out.push(JSON.stringify(r.json).replace(/"[0-9a-f]{64}"/g, '"<hash>"'));
+      }
+      out.push((await s.get('/v1/datasets', { 'x-api-key': key })).json);
+      answers.set(t, out);
+    }
+    const [first, ...rest] = [...answers.values()];
+    expect(first![0]).toContain('"North",150,2');
+    for (const a of rest) expect(a).toEqual(first);
+    // And /v1/tenant says where each one is.
+    for (const [t, key] of keys) expect((await s.get('/v1/tenant', { 'x-api-key': key })).json.tier).toBe(fx.config.tenants.get(t)!.tier);
+  });
+
+  it('a schema-tier tenant reaches neither pooled rows nor another tenant\'s schema through the library', async () => {
+    const gate = await fx.gate();
+    const seen = await gate.withTenant({ tenant: 'globex_inc', access: 'read' }, async (db) => {
+      const own = (await db.query<{ t: string }>(`SELECT DISTINCT tenant_id AS t FROM orders`)).rows.map((r) => r.t);
+      const pooled = (await db.query(`SELECT 1 FROM public.orders`)).rowCount;
+      const other = (await db.query(`SELECT 1 FROM t_hooli.orders`)).rowCount;
+      return { own, pooled, other };
+    });
+    // Unqualified names find its own schema; the rest answers nothing (RLS).
+    expect(seen).toEqual({ own: ['globex_inc'], pooled: 0, other: 0 });
+  });
+
+  it('a database-tier tenant answers from its own database, and writes land there', async () => {
+    const gate = await fx.gate();
+    await gate.withTenant({ tenant: 'umbrella', access: 'write' }, (db) => db.query(`INSERT INTO orders (tenant_id, region, amount) VALUES ('umbrella', 'West', 7)`));
+    const r = await s.post('/v1/query', { dataset: 'orders', dimensions: ['region'], metrics: ['revenue'], filters: [{ field: 'region', op: '=', value: 'West' }] }, { 'x-api-key': keys.get('umbrella')! });
+    expect(r.json.rows).toEqual([['West', 7]]);
+    // Nowhere else.
+    expect((await fx.db.query(`SELECT count(*)::int AS n FROM public.orders WHERE region = 'West'`)).rows[0]).toEqual({ n: 0 });
+    expect((await s.post('/v1/query', { dataset: 'orders', dimensions: ['region'], filters: [{ field: 'region', op: '=', value: 'West' }] }, { 'x-api-key': keys.get('initech')! })).json.rows).toEqual([]);
+  });
+
+  it.skipIf(kind === 'pglite')('direct logins: a schema-tier tenant cannot use another schema; a database-tier tenant cannot connect to another tenant\'s database (server)', async () => {
+    const globex = await createApiKey(fx.db, fx.config, fx.names, fx.secret, { tenant: 'globex_inc', role: 'analyst', dbLogin: true });
+    const g = await fx.connectAs(globex.db_login!.user, globex.db_login!.password);
+    expect((await g.query(`SELECT DISTINCT tenant_id FROM t_globex_inc.orders`)).rows).toEqual([{ tenant_id: 'globex_inc' }]);
+    await expect(g.query(`SELECT 1 FROM t_hooli.orders`)).rejects.toMatchObject({ code: '42501' });
+    expect((await g.query(`SELECT 1 FROM public.orders`)).rowCount).toBe(0);
+    const initech = await createApiKey(fx.db, fx.config, fx.names, fx.secret, { tenant: 'initech', role: 'analyst', dbLogin: true });
+    const url = (db: string) => {
+      const u = new URL(fx.url);
+      u.pathname = `/${db}`;
+      u.username = initech.db_login!.user;
+      u.password = initech.db_login!.password;
+      return u.toString();
+    };
+    const { openDatabase } = await import('../../src/db/database.ts');
+    const own = await openDatabase(url(tenantDatabase(fx.prefix, 'initech')), { max: 1 });
+    try {
+      expect((await own.query(`SELECT DISTINCT tenant_id FROM public.orders`)).rows).toEqual([{ tenant_id: 'initech' }]);
+    } finally {
+      await own.close();
+    }
+    const other = await openDatabase(url(tenantDatabase(fx.prefix, 'umbrella')), { max: 1 });
+    try {
+      await expect(other.query('SELECT 1')).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await other.close();
+    }
+  });
+});
