@@ -204,7 +204,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--abort', 'abandon an unfinished move (before its cut-over): the tenant stays where it was')
     .option('--status', "show the tenant's current or last move")
     .option('--grace <seconds>', 'how long the old place stays after the cut-over (default 5)')
-    .action(async (id: string, opts: { tier?: string; placement?: string; dryRun?: boolean; abort?: boolean; status?: boolean; grace?: string }) => {
+    .option('--chunk-rows <n>', 'rows per copy chunk (default 100000; 20000 embedded)')
+    .action(async (id: string, opts: { tier?: string; placement?: string; dryRun?: boolean; abort?: boolean; status?: boolean; grace?: string; chunkRows?: string }) => {
       const { runMoveCommand, formatMove } = await import('./commands/move.ts');
       if (!opts.tier && !opts.abort && !opts.status) throw new TenantGateError('USAGE', 'tenant move needs --tier (or --abort, --status)');
       const config = await withConfig(io, globals());

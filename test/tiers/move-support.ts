@@ -100,6 +100,8 @@ export function startWriter(gate: TenantGate, tenant: string, start: Map<number,
       } catch (err) {
         if (!(isTenantGateError(err) && err.code === 'TENANT_MOVING')) throw err;
         stats.moving++;
+        // Stopped while refused: the write never happened (and is not in the model).
+        if (!running) return;
         await gate.routes.moved(tenant);
         await new Promise((r) => setTimeout(r, 20));
       }

@@ -4,6 +4,7 @@ import { recordTenantPlace } from '../../lifecycle/tenants.ts';
 import type { Tier } from '../../config/schema.ts';
 import { abortMove, moveTenant, type MoveProgress, type MoveReport } from '../../tiers/move/move.ts';
 import { readMove, type MoveRecord } from '../../tiers/move/state.ts';
+import { TenantGateError } from '../../errors/index.ts';
 import type { CliIO } from '../io.ts';
 
 export interface MoveFlags {
@@ -13,6 +14,7 @@ export interface MoveFlags {
   abort?: boolean;
   status?: boolean;
   grace?: string;
+  chunkRows?: string;
 }
 
 /** Progress on stderr: one line per step, and the copy as a redrawn line on a terminal (every 10 % otherwise). */
@@ -56,12 +58,16 @@ export async function runMoveCommand(io: CliIO, config: Config, db: Database, se
   const common = { config, main: db, secret, env: io.env, tenant: id, onProgress: moveProgress(io) };
   if (flags.abort) return { record: await abortMove(common) };
   const grace = flags.grace === undefined ? undefined : Number(flags.grace) * 1000;
+  if (grace !== undefined && !(grace >= 0)) throw new TenantGateError('USAGE', '--grace takes seconds (0 or more)');
+  const chunkRows = flags.chunkRows === undefined ? undefined : Number(flags.chunkRows);
+  if (chunkRows !== undefined && !(Number.isInteger(chunkRows) && chunkRows > 0)) throw new TenantGateError('USAGE', '--chunk-rows takes a positive whole number');
   const hook = killHook(io.env);
   const report = await moveTenant({
     ...common,
     to: { tier: flags.tier as Tier, placement: flags.placement ?? 'default' },
     ...(flags.dryRun ? { dryRun: true } : {}),
-    ...(grace !== undefined && Number.isFinite(grace) ? { graceMs: grace } : {}),
+    ...(grace !== undefined ? { graceMs: grace } : {}),
+    ...(chunkRows !== undefined ? { chunkRows } : {}),
     ...(hook ? { checkpoint: hook } : {}),
   });
   const t = config.tenants.get(id);

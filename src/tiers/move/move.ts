@@ -63,7 +63,8 @@ export interface MoveReport {
   pauseMs: number | null;
 }
 
-const SEAL_SECONDS = 30;
+/** The seal is a lease: a mover that dies holding it stops pausing the tenant's writes after this long. */
+const SEAL_SECONDS = 10;
 /** Catch-up stops once the backlog is this small: the rest is replayed while sealed. */
 const CATCHUP_TARGET = 500;
 const LOG_BATCH = 5_000;
@@ -202,36 +203,22 @@ class Mover {
     await this.at('caught-up');
   }
 
-  /** Checksums of every table at both places, on one consistent view: taken while the old place is sealed. */
+  /**
+   * Checksums of every table at both places on one consistent view: snapshots taken while the old
+   * place is sealed and fully replayed (on a server the sums then run on the snapshots while writes
+   * go on; the embedded database is one session, so there they run sealed).
+   */
   async verify(): Promise<void> {
-    await seal(this.fromDb, this.tenant.id, { seconds: SEAL_SECONDS });
-    let sums: Array<[TableChecksum, TableChecksum]>;
-    try {
-      await this.drain(0);
-      if (this.fromDb.kind === 'postgres' && this.toDb.kind === 'postgres') {
-        // Snapshots taken while sealed (both places equal), then writes resume while the sums run on them.
-        const a = await this.snapshot(this.fromDb);
-        const b = this.fromDb === this.toDb ? a : await this.snapshot(this.toDb);
+    let sums: Array<[TableChecksum, TableChecksum]> | undefined;
+    for (let attempt = 1; !sums; attempt++) {
+      await seal(this.fromDb, this.tenant.id, { seconds: SEAL_SECONDS });
+      try {
+        await this.drain(0);
+        sums = this.fromDb.kind === 'postgres' && this.toDb.kind === 'postgres' ? await this.sumsOnSnapshots() : await this.sumsSealed();
+      } finally {
         await unseal(this.fromDb, this.tenant.id);
-        try {
-          sums = await Promise.all(this.tables.map(async (t) => [await tableChecksum(a, t, 'from', this.tenant.id), await tableChecksum(b, t, 'to', this.tenant.id)] as [TableChecksum, TableChecksum]));
-        } finally {
-          for (const c of new Set([a, b])) {
-            await c.query('COMMIT').catch(() => {});
-            c.release();
-          }
-        }
-      } else {
-        // The embedded database is one session: the sums run while sealed.
-        sums = [];
-        for (const t of this.tables) {
-          const from = await inTransaction(this.fromDb, async (c) => (await c.query(STABLE_TEXT), tableChecksum(c, t, 'from', this.tenant.id)));
-          const to = await inTransaction(this.toDb, async (c) => (await c.query(STABLE_TEXT), tableChecksum(c, t, 'to', this.tenant.id)));
-          sums.push([from, to]);
-        }
       }
-    } finally {
-      await unseal(this.fromDb, this.tenant.id);
+      if (!sums && attempt >= 3) throw new TenantGateError('MOVE_CONFLICT', `the seal ran out (${SEAL_SECONDS} s) before the snapshots were taken, three times: rerun the move`);
     }
     const bad = this.tables.filter((_, i) => sums[i]![0].rows !== sums[i]![1].rows || sums[i]![0].sum !== sums[i]![1].sum);
     if (bad.length) await this.mismatch(`checksums differ for ${bad.map((t) => t.name).join(', ')}`);
@@ -240,6 +227,34 @@ class Mover {
     this.say(`verify: ${this.tables.map((t, i) => `${t.name} ${Number(sums[i]![0].rows).toLocaleString('en-US')} rows, checksum equal`).join('; ')}`);
     await setPhase(this.o.main, this.m, 'cutover', { checksums });
     await this.at('verified');
+  }
+
+  /** Snapshots of both places (undefined if the seal ran out before they were taken), then the sums on them. */
+  private async sumsOnSnapshots(): Promise<Array<[TableChecksum, TableChecksum]> | undefined> {
+    const a = await this.snapshot(this.fromDb);
+    const b = this.fromDb === this.toDb ? a : await this.snapshot(this.toDb);
+    try {
+      // Taken in the old place's snapshot: still sealed then, so nothing was written after the last replay.
+      const held = await a.query<{ held: boolean }>(`SELECT sealed_until > clock_timestamp() AS held FROM tenantgate.move_state WHERE tenant = $1`, [this.tenant.id]);
+      if (!held.rows[0]?.held) return undefined;
+      await unseal(this.fromDb, this.tenant.id);
+      return await Promise.all(this.tables.map(async (t) => [await tableChecksum(a, t, 'from', this.tenant.id), await tableChecksum(b, t, 'to', this.tenant.id)] as [TableChecksum, TableChecksum]));
+    } finally {
+      for (const c of new Set([a, b])) {
+        await c.query('COMMIT').catch(() => {});
+        c.release();
+      }
+    }
+  }
+
+  private async sumsSealed(): Promise<Array<[TableChecksum, TableChecksum]>> {
+    const sums: Array<[TableChecksum, TableChecksum]> = [];
+    for (const t of this.tables) {
+      const from = await inTransaction(this.fromDb, async (c) => (await c.query(STABLE_TEXT), tableChecksum(c, t, 'from', this.tenant.id)));
+      const to = await inTransaction(this.toDb, async (c) => (await c.query(STABLE_TEXT), tableChecksum(c, t, 'to', this.tenant.id)));
+      sums.push([from, to]);
+    }
+    return sums;
   }
 
   private async snapshot(db: Database) {
@@ -257,10 +272,18 @@ class Mover {
     throw new TenantGateError('MOVE_VERIFY_FAILED', `${why}: the tenant stays at its old place; rerun the move to copy again`);
   }
 
-  /** Pause writes, replay the last rows, compare them row by row, then point the tenant at its new place. */
+  /**
+   * Pause writes (a lease on the seal: if the mover dies, writes resume by themselves), replay the
+   * last rows, compare them row by row, move the sequences on, then switch: the tenant's row says
+   * its new place and the old place stays sealed for good. Where the old place is the main database
+   * the switch and the seal for good are one transaction; else the seal is made for good right
+   * after, with the lease checked to outlast that moment.
+   */
   async cutover(): Promise<void> {
     const sealedAt = performance.now();
+    const sameDb = this.fromDb === this.o.main;
     await seal(this.fromDb, this.tenant.id, { seconds: SEAL_SECONDS });
+    let switched = false;
     try {
       const changed = await this.drain(0, true);
       const bad: string[] = [];
@@ -279,14 +302,20 @@ class Mover {
       }
       for (const t of this.tables) await advanceSequences(this.fromDb, this.toDb, t, this.tenant.id);
       await this.at('sealed');
-      // From here the old place refuses the tenant's writes for good; the switch below is the point of no return.
-      await seal(this.fromDb, this.tenant.id, 'infinity');
+      // The point of no return: only while the seal still holds (no write can have slipped past the last replay).
+      const margin = sameDb ? 0 : 2;
       await inTransaction(this.o.main, async (c) => {
+        const check = `SELECT sealed_until > clock_timestamp() + make_interval(secs => ${margin}) AS held FROM tenantgate.move_state WHERE tenant = $1${sameDb ? ' FOR UPDATE' : ''}`;
+        const held = sameDb ? await c.query<{ held: boolean }>(check, [this.tenant.id]) : await this.fromDb.query<{ held: boolean }>(check, [this.tenant.id]);
+        if (!held.rows[0]?.held) throw new TenantGateError('MOVE_CONFLICT', `the seal ran out (${SEAL_SECONDS} s) before the switch: rerun the move`);
+        if (sameDb) await c.query(`UPDATE tenantgate.move_state SET sealed_until = 'infinity' WHERE tenant = $1`, [this.tenant.id]);
         await c.query(`UPDATE tenantgate.tenants SET tier = $2, placement = $3, updated_at = clock_timestamp() WHERE id = $1`, [this.tenant.id, this.m.to.tier, this.m.to.placement]);
         await c.query(`UPDATE tenantgate.moves SET phase = 'cleanup', progress = progress || jsonb_build_object('cutover_at', clock_timestamp()), updated_at = clock_timestamp(), error = NULL WHERE tenant = $1`, [this.tenant.id]);
       });
+      switched = true;
+      if (!sameDb) await seal(this.fromDb, this.tenant.id, 'infinity');
     } catch (err) {
-      if (this.m.phase === 'cutover') await unseal(this.fromDb, this.tenant.id).catch(() => {});
+      if (!switched) await unseal(this.fromDb, this.tenant.id).catch(() => {});
       throw err;
     }
     this.m.phase = 'cleanup';
@@ -298,6 +327,19 @@ class Mover {
 
   /** After the grace period, remove the old place: the tenant's rows from the shared tables, its schema, or its database. */
   async cleanup(graceMs: number): Promise<void> {
+    if (this.m.from.tier === 'pooled' || (await this.placeExists(this.m.from))) {
+      // Sealed for good (again: a mover that died right after the switch left it to this run), and any
+      // write that reached the old place past a lapsed seal is carried over, not dropped.
+      this.fromDb = await this.dbFor(this.m.from);
+      this.toDb = await this.dbFor(this.m.to);
+      if (this.tables.length === 0) this.tables = await moveTables(this.o.config, this.fromDb, this.tenant.id, this.m.from.tier, this.m.to.tier);
+      await seal(this.fromDb, this.tenant.id, 'infinity');
+      const late = await backlog(this.fromDb, this.tenant.id);
+      if (late > 0) {
+        await this.drain(0);
+        this.say(`cleanup: carried over ${late} write(s) that reached the old place after the switch`);
+      }
+    }
     const since = await this.o.main.query<{ ms: number }>(`SELECT extract(epoch FROM clock_timestamp() - (progress->>'cutover_at')::timestamptz) * 1000 AS ms FROM tenantgate.moves WHERE tenant = $1`, [this.tenant.id]);
     const wait = graceMs - Number(since.rows[0]?.ms ?? graceMs);
     if (wait > 0) {
@@ -313,6 +355,22 @@ class Mover {
   /** Remove everything of a move at one of its two places (the old one after a cut-over, the new one on abort). */
   async remove(l: TenantLocation, side: 'from' | 'to'): Promise<void> {
     await removePlace(this, l, side);
+  }
+
+  /** Whether a schema or database place is still there (cleanup may have removed it before a crash). */
+  async placeExists(l: TenantLocation): Promise<boolean> {
+    if (l.tier === 'schema') return (await this.o.main.query<{ e: boolean }>(`SELECT to_regnamespace($1) IS NOT NULL AS e`, [tenantSchema(this.tenant.id)])).rows[0]?.e === true;
+    if (l.tier === 'database') {
+      const name = tenantDatabase(this.n.prefix, this.tenant.id);
+      const access = serverAccess(this.o.config, this.o.main, this.o.env ?? process.env, this.dbs);
+      try {
+        const server = await access.server(l.placement);
+        return server ? ((await server.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [name])).rowCount ?? 0) > 0 : this.dbs.embeddedExists(l.placement, name);
+      } finally {
+        await access.close();
+      }
+    }
+    return true;
   }
 
   dbFor(l: TenantLocation): Promise<Database> {
@@ -449,7 +507,6 @@ export async function moveTenant(o: MoveOptions): Promise<MoveReport> {
             else await mv.cutover();
             break;
           case 'cleanup':
-            if (mv.tables.length === 0 && m.from.tier === 'pooled') await mv.open();
             await mv.cleanup(o.graceMs ?? 5_000);
             break;
           case 'done':
