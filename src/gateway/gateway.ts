@@ -24,6 +24,7 @@ import type { QueryAnswer, QueryPlan } from '../plan/types.ts';
 import { resolveTenant, type TenantNames } from '../tenancy/resolve-tenant.ts';
 import { ALL_TENANTS } from '../tenancy/tenant-id.ts';
 import { Timings } from './timings.ts';
+import { MoveRunner } from './moves.ts';
 
 export { sqlQuerySchema } from '../plan/planner.ts';
 
@@ -97,6 +98,8 @@ export class Gateway {
   readonly security: SecurityEvents;
   readonly audit: AuditSink | undefined;
   readonly admission: Admission;
+  /** Tenant moves started through the admin API. */
+  readonly moves: MoveRunner;
   /** Whether admit applies quotas (GatewayOptions.quotas). */
   limiting = true;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -110,9 +113,11 @@ export class Gateway {
     env: Record<string, string | undefined>,
     /** The audit writer's own connection, so a batch being written never holds one of the requests' connections. */
     private readonly writer: Database,
+    secret: Buffer,
     private readonly auditing = true,
   ) {
     this.planner = new QueryPlanner(config, catalog);
+    this.moves = new MoveRunner(config, gate, secret, env, log);
     const a = config.effective.audit;
     const pool = gate.database.pool;
     this.audit =
@@ -177,7 +182,7 @@ export class Gateway {
       previous(tenants, before);
     };
     const writer = await gate.database.sibling(1);
-    const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, writer, options.audit !== false);
+    const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, writer, options.secret, options.audit !== false);
     if (options.retention !== false) gateway.startRetention();
     gateway.limiting = options.quotas !== false;
     const refresh = gate.config.effective.quota_refresh;
@@ -342,6 +347,36 @@ export class Gateway {
     return this.adminQuotas(rec, id);
   }
 
+  /** GET /v1/admin/tenants/{id}/move: the tenant's current or last move, and whether it runs here. */
+  async adminMove(rec: RequestRecord, id: string | undefined) {
+    const t = await this.platformTenant(rec, id);
+    const r = await this.moves.status(t.id);
+    rec.timings.mark('execute');
+    return { tenant: t.id, location: this.gate.routes.get(t.id), ...r };
+  }
+
+  /** POST /v1/admin/tenants/{id}/move: move the tenant (202 once under way), or say what would happen (dry_run). */
+  async startMove(rec: RequestRecord, id: string | undefined, body: unknown): Promise<{ status: number; body: unknown }> {
+    const t = await this.platformTenant(rec, id);
+    rec.write = true;
+    const r = await this.moves.start(t.id, body).catch((err: unknown) => {
+      throw isTenantGateError(err) ? err : toGatewayError(err);
+    });
+    rec.timings.mark('execute');
+    return r.dryRun ? { status: 200, body: { tenant: t.id, plan: r.report } } : { status: 202, body: { tenant: t.id, move: r.move } };
+  }
+
+  /** DELETE /v1/admin/tenants/{id}/move: abandon an unfinished move before its cut-over. */
+  async abortMove(rec: RequestRecord, id: string | undefined) {
+    const t = await this.platformTenant(rec, id);
+    rec.write = true;
+    const move = await this.moves.abort(t.id).catch((err: unknown) => {
+      throw isTenantGateError(err) ? err : toGatewayError(err);
+    });
+    rec.timings.mark('execute');
+    return { tenant: t.id, move };
+  }
+
   /** A platform admin acting on one tenant of the config (admin API). */
   private async platformTenant(rec: RequestRecord, id: string | undefined): Promise<Tenant> {
     rec.principal = await this.identifier.identify(rec.req);
@@ -492,6 +527,7 @@ export class Gateway {
     await this.audit?.close();
     await this.security.flush();
     await this.admission.close();
+    await this.moves.close();
     await this.writer.close();
   }
 }

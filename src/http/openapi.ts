@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors/index.ts';
 import { adminAuditQuerySchema, auditQuerySchema, sqlQuerySchema } from '../gateway/gateway.ts';
+import { moveBodySchema } from '../gateway/moves.ts';
 import { semanticQuerySchema } from '../plan/semantic/request.ts';
 
 const answer = {
@@ -51,6 +52,17 @@ export function openApiDocument(): Record<string, unknown> {
     paths[`${prefix}/audit`] = { get: { ...op("The caller tenant's own audit trail, newest first (tenant admin)", undefined, 'AuditPage', withTenant), parameters: [...(withTenant ? [tenantParam] : []), ...queryParams(auditQuerySchema)] } };
   }
   paths['/v1/admin/audit'] = { get: { ...op('Any tenant\'s audit trail (platform admin): tenant=<id>, all, or * (requests that named no tenant)', undefined, 'AuditPage'), parameters: queryParams(adminAuditQuerySchema) } };
+  const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z][a-z0-9_-]{1,39}$' } };
+  const admin = (summary: string, body?: string) => ({ ...op(summary, body, 'Object'), parameters: [idParam] });
+  paths['/v1/admin/tenants/{id}/quotas'] = {
+    get: admin("A tenant's quotas in force, its runtime changes and usage (platform admin)"),
+    patch: admin('Change quotas at runtime; null drops a change (platform admin)', 'Object'),
+  };
+  paths['/v1/admin/tenants/{id}/move'] = {
+    get: admin("The tenant's current or last move: phase, progress, error (platform admin)"),
+    post: { ...admin('Move the tenant to another tier or placement online; 202 once under way, 200 with the plan for dry_run (platform admin)', 'MoveRequest'), responses: { 202: { description: 'under way' }, 200: { description: 'dry run: the plan' }, ...errors } },
+    delete: admin('Abandon an unfinished move before its cut-over (platform admin)'),
+  };
   paths['/metrics'] = { get: { summary: 'Prometheus metrics (platform credential unless metrics.public)', responses: { 200: { description: 'text/plain; version=0.0.4' }, ...errors } } };
   paths['/healthz'] = { get: { summary: 'Liveness', responses: { 200: { description: 'ok' } } } };
   paths['/readyz'] = { get: { summary: 'Readiness (the database answers)', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } };
@@ -65,6 +77,7 @@ export function openApiDocument(): Record<string, unknown> {
         Answer: answer,
         Error: error,
         Object: { type: 'object' },
+        MoveRequest: json(moveBodySchema),
         AuditPage: {
           type: 'object',
           required: ['events', 'next'],

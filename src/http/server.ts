@@ -115,6 +115,13 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   app.get('/v1/admin/audit', async (req) => gateway.adminAudit(rec(req), req.query));
   app.get('/v1/admin/tenants/:id/quotas', async (req) => gateway.adminQuotas(rec(req), (req.params as { id?: string }).id));
   app.patch('/v1/admin/tenants/:id/quotas', async (req) => gateway.setAdminQuotas(rec(req), (req.params as { id?: string }).id, req.body));
+  app.get('/v1/admin/tenants/:id/move', async (req) => gateway.adminMove(rec(req), (req.params as { id?: string }).id));
+  app.post('/v1/admin/tenants/:id/move', async (req, reply) => {
+    const r = await gateway.startMove(rec(req), (req.params as { id?: string }).id, req.body);
+    reply.code(r.status);
+    return r.body;
+  });
+  app.delete('/v1/admin/tenants/:id/move', async (req) => gateway.abortMove(rec(req), (req.params as { id?: string }).id));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
