@@ -21,7 +21,16 @@ export interface DatasetTarget {
   required: Array<{ column: string; value: string }>;
   /** Set when the dataset cannot carry a canary: every probe on it is skipped with this reason. */
   skipped?: string;
+  /**
+   * Tenant A's own copy of the table (quoted), where A's canary is. `table` is then tenant B's as A
+   * can name it: B's own when both live in one database (a schema tier's copy, or the pooled table),
+   * else A's (B's rows are in another database, out of reach by name).
+   */
+  own?: string;
 }
+
+/** Where a tenant's rows of a dataset are: the database (the owner's connection to it) and the quoted table. */
+export type PlaceOf = (t: DatasetTarget, tenant: string) => Promise<{ db: Database; table: string }>;
 
 interface ColumnInfo {
   column_name: string;
@@ -86,10 +95,14 @@ export class Canaries {
   /** Every marker of this run starts with this prefix; cleanup removes all of them. */
   readonly prefix = `tg-canary-${randomBytes(4).toString('hex')}-`;
   private readonly markers = new Map<string, string>();
-  private readonly planted: DatasetTarget[] = [];
+  private readonly planted: Array<{ t: DatasetTarget; db: Database; table: string }> = [];
   count = 0;
 
-  constructor(private readonly owner: Database) {}
+  /** `placeOf`: where each tenant's rows are (default: the dataset's table, through the owner). */
+  constructor(
+    private readonly owner: Database,
+    private readonly placeOf: PlaceOf = async (t) => ({ db: owner, table: t.table }),
+  ) {}
 
   /** Longest marker this run makes (for choosing a column). */
   markerLength(tenants: number): number {
@@ -102,30 +115,47 @@ export class Canaries {
     return m;
   }
 
-  /** As the owner: one canary row per tenant in the dataset. */
+  /** As the owner: one canary row per tenant in the dataset, each at its tenant's place. */
   async plant(t: DatasetTarget, tenants: string[]): Promise<void> {
     if (t.skipped) return;
-    this.planted.push(t);
-    // One statement per dataset, however many tenants.
+    // One statement per place (the pooled table, a tenant's schema, a tenant's database), however many tenants.
+    const places = new Map<string, { db: Database; table: string; tenants: string[] }>();
+    for (const tenant of tenants) {
+      const at = await this.placeOf(t, tenant);
+      const key = `${at.db === this.owner ? '' : tenant}\u0000${at.table}`;
+      const place = places.get(key) ?? { ...at, tenants: [] };
+      place.tenants.push(tenant);
+      places.set(key, place);
+    }
     const cols = [t.tenantCol, t.markerSql, ...t.required.map((r) => ident(r.column))];
-    const r = await this.owner.query(
-      `INSERT INTO ${t.table} (${cols.join(', ')}) SELECT c.t, c.m${t.required.map((x) => `, ${x.value}`).join('')} FROM unnest($1::text[], $2::text[]) AS c(t, m)`,
-      [tenants, tenants.map((x) => this.marker(x))],
-    );
-    this.count += r.rowCount ?? 0;
+    for (const place of places.values()) {
+      this.planted.push({ t, db: place.db, table: place.table });
+      const r = await place.db.query(
+        `INSERT INTO ${place.table} (${cols.join(', ')}) SELECT c.t, c.m${t.required.map((x) => `, ${x.value}`).join('')} FROM unnest($1::text[], $2::text[]) AS c(t, m)`,
+        [place.tenants, place.tenants.map((x) => this.marker(x))],
+      );
+      this.count += r.rowCount ?? 0;
+    }
   }
 
-  /** The rows of this run still in the dataset, as the owner (probes use it to check writes). */
+  /** The rows of this run still at the tenant's place, as the owner (probes use it to check writes). */
   async present(t: DatasetTarget, tenant: string): Promise<number> {
-    const r = await this.owner.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t.table} WHERE ${t.markerSql} = $1 AND ${t.tenantCol}::text = $2`, [this.marker(tenant), tenant]);
+    const at = await this.placeOf(t, tenant);
+    const r = await at.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${at.table} WHERE ${t.markerSql} = $1 AND ${t.tenantCol}::text = $2`, [this.marker(tenant), tenant]);
     return r.rows[0]?.n ?? 0;
   }
 
-  /** Remove every row carrying this run's prefix (canaries, and anything a leaking probe wrote). */
+  /** Remove every row carrying this run's prefix (canaries, and anything a leaking probe wrote), at every place planted. */
   async removeAll(): Promise<number> {
     let removed = 0;
-    for (const t of this.planted) {
-      const r = await this.owner.query(`DELETE FROM ${t.table} WHERE left(${t.markerSql}, $2) = $1`, [this.prefix, this.prefix.length]);
+    for (const { t, db, table } of this.planted) {
+      const r = await db.query(`DELETE FROM ${table} WHERE left(${t.markerSql}, $2) = $1`, [this.prefix, this.prefix.length]);
+      removed += r.rowCount ?? 0;
+    }
+    // The pooled table also holds what a leaking probe may have written under the dataset's name.
+    for (const t of new Set(this.planted.map((p) => p.t))) {
+      if (this.planted.some((p) => p.t === t && p.db === this.owner && p.table === t.table)) continue;
+      const r = await this.owner.query(`DELETE FROM ${t.table} WHERE left(${t.markerSql}, $2) = $1`, [this.prefix, this.prefix.length]).catch(() => ({ rowCount: 0 }));
       removed += r.rowCount ?? 0;
     }
     return removed;

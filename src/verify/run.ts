@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/types.ts';
-import { openDatabase, type Database } from '../db/database.ts';
+import { isEmbeddedUrl, openDatabase, type Database } from '../db/database.ts';
 import type { TenantGate } from '../gate.ts';
 import { createApiKey, revokeApiKey } from '../identify/api-keys.ts';
 import type { Names } from '../provision/names.ts';
-import { Canaries, describeTarget, type DatasetTarget } from './canaries.ts';
+import { Canaries, describeTarget, type DatasetTarget, type PlaceOf } from './canaries.ts';
+import { qualified } from '../db/sql.ts';
+import { ownerDatabases } from '../tiers/databases.ts';
+import { physicalTable, tenantDatabase } from '../tiers/location.ts';
 import { QueryCatalog } from '../plan/catalog.ts';
 import { QueryPlanner } from '../plan/planner.ts';
 import { jwtMinter } from './jwt-minter.ts';
@@ -26,8 +29,8 @@ export interface VerifyOptions {
   budgetMs?: number;
   /** Progress after each pair (done, of). */
   onProgress?: (done: number, total: number) => void;
-  /** Log in as a direct login (default: the owner URL with the login's user and password). */
-  connectAs?: (user: string, password: string) => Promise<Database>;
+  /** Log in as a direct login (default: the owner URL with the login's user and password, and another database when given). */
+  connectAs?: (user: string, password: string, database?: string) => Promise<Database>;
   /** Only these probe ids (default all). */
   only?: string[];
   /** The gateway's planner to test (default: built from the config and the live columns). */
@@ -83,11 +86,12 @@ export function samplePairs(tenants: string[], cap: number): { list: Array<[stri
   return { list: all, total };
 }
 
-function defaultConnect(config: Config): (user: string, password: string) => Promise<Database> {
-  return (user, password) => {
+function defaultConnect(config: Config): (user: string, password: string, database?: string) => Promise<Database> {
+  return (user, password, database) => {
     const u = new URL(config.effective.database.url);
     u.username = encodeURIComponent(user);
     u.password = encodeURIComponent(password);
+    if (database) u.pathname = `/${encodeURIComponent(database)}`;
     return openDatabase(u.toString(), { max: 1 });
   };
 }
@@ -98,12 +102,24 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
   const { list, total } = samplePairs(tenants, o.pairs ?? DEFAULT_PAIRS);
   const involved = [...new Set(list.flat())];
   const probes: Probe[] = o.only ? PROBES.filter((p) => o.only!.includes(p.id)) : PROBES;
-  const canaries = new Canaries(o.owner);
+  // Every tenant's rows at its place: the pooled table, its schema's copy, or its own database.
+  const ownerDbs = ownerDatabases(o.config, o.owner, o.env ?? process.env);
+  const tableOf = (t: DatasetTarget, tenant: string) => {
+    const at = physicalTable(t.dataset, tenant, o.gate.routes.get(tenant).tier);
+    return qualified(at.schema, at.table);
+  };
+  const inOwnDb = (tenant: string) => o.gate.routes.get(tenant).tier === 'database';
+  const placeOf: PlaceOf = async (t, tenant) => {
+    const at = o.gate.routes.get(tenant);
+    return { db: at.tier === 'database' ? await ownerDbs.get(at.placement, tenantDatabase(o.names.prefix, tenant)) : o.owner, table: tableOf(t, tenant) };
+  };
+  const canaries = new Canaries(o.owner, placeOf);
   const targets: DatasetTarget[] = [];
   for (const d of o.config.datasets) targets.push(await describeTarget(o.owner, d, canaries.markerLength(involved.length)));
   const results: ProbeResult[] = [];
   const keyIds: string[] = [];
   const directs = new Map<string, Database | { skipped: string }>();
+  const logins = new Map<string, { user: string; password: string }>();
   const kind = o.gate.database.kind;
   const planner = o.planner ?? new QueryPlanner(o.config, await QueryCatalog.load(o.config, o.owner));
   const ownerBypassesRls = Boolean(
@@ -124,7 +140,8 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
     else {
       const created = await createApiKey(o.owner, o.config, o.names, o.secret, { tenant: a, role, dbLogin: true });
       keyIds.push(created.key_id);
-      d = await (o.connectAs ?? defaultConnect(o.config))(created.db_login!.user, created.db_login!.password);
+      logins.set(a, created.db_login!);
+      d = await (o.connectAs ?? defaultConnect(o.config))(created.db_login!.user, created.db_login!.password, inOwnDb(a) ? tenantDatabase(o.names.prefix, a) : undefined);
     }
     directs.set(a, d);
     return d;
@@ -176,11 +193,21 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
           continue;
         }
         const needsDirect = probes.some((p) => p.path === 'direct');
+        // B's rows as A can name them: in one database, B's own table; else A's (B's are out of reach).
+        const sameDb = !inOwnDb(a) && !inOwnDb(b);
         const ctx: ProbeContext = {
           a,
           b,
           unknown: `tgverify_${randomBytes(4).toString('hex')}`,
-          t,
+          t: { ...t, table: sameDb ? tableOf(t, b) : tableOf(t, a), own: tableOf(t, a) },
+          tiers: { a: o.gate.routes.get(a), b: o.gate.routes.get(b) },
+          ...(needsDirect && inOwnDb(b) && o.config.effective.database.url && !isEmbeddedUrl(o.config.effective.database.url)
+            ? { connectOther: async () => {
+                  const login = logins.get(a);
+                  if (!login) return undefined;
+                  return (o.connectAs ?? defaultConnect(o.config))(login.user, login.password, tenantDatabase(o.names.prefix, b));
+                } }
+            : {}),
           canaries,
           config: o.config,
           gate: o.gate,
@@ -210,6 +237,7 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
     for (const d of directs.values()) if ('close' in d) await d.close().catch(() => {});
     for (const id of keyIds) await revokeApiKey(o.owner, id).catch(() => {});
     removed = await canaries.removeAll();
+    await ownerDbs.close();
   }
   const summary = { pass: 0, leak: 0, skipped: 0, error: 0 };
   for (const r of results) summary[r.status === 'LEAK' ? 'leak' : r.status]++;

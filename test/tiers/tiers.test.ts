@@ -8,9 +8,20 @@ import { createApiKey } from '../../src/identify/api-keys.ts';
 import { planProvision } from '../../src/provision/apply.ts';
 import { ownerDatabases } from '../../src/tiers/databases.ts';
 import { tenantDatabase } from '../../src/tiers/location.ts';
-import { BACKENDS, pgliteFactory, type Fixture } from '../support/backends.ts';
+import { BACKENDS, pgliteFactory, SERVER_URL, type Fixture } from '../support/backends.ts';
 import { tierFixture } from './support.ts';
 import { serve, type Served } from '../http/support.ts';
+
+/** A login to the fixture's server, to its own database or another. */
+async function connectTo(user: string, password: string, database?: string) {
+  const { openDatabase } = await import('../../src/db/database.ts');
+  const u = new URL(SERVER_URL!);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  u.pathname = `/${database ?? currentDb}`;
+  return openDatabase(u.toString(), { max: 1 });
+}
+let currentDb = '';
 
 describe.each(BACKENDS)('tiers on %s', (kind) => {
   let fx: Fixture;
@@ -18,6 +29,7 @@ describe.each(BACKENDS)('tiers on %s', (kind) => {
   const keys = new Map<string, string>();
   beforeAll(async () => {
     fx = await tierFixture(kind);
+    if (kind === 'postgres') currentDb = decodeURIComponent(new URL(fx.url).pathname.slice(1));
     s = await serve(fx);
     for (const t of fx.config.tenants.keys()) keys.set(t, (await createApiKey(fx.db, fx.config, fx.names, fx.secret, { tenant: t, role: 'analyst' })).key);
   }, 120_000);
@@ -88,6 +100,34 @@ describe.each(BACKENDS)('tiers on %s', (kind) => {
     // Nowhere else.
     expect((await fx.db.query(`SELECT count(*)::int AS n FROM public.orders WHERE region = 'West'`)).rows[0]).toEqual({ n: 0 });
     expect((await s.post('/v1/query', { dataset: 'orders', dimensions: ['region'], filters: [{ field: 'region', op: '=', value: 'West' }] }, { 'x-api-key': keys.get('initech')! })).json.rows).toEqual([]);
+  });
+
+  it('verify covers every pair across the tiers and finds no leak; canaries go to each tenant\'s place and are removed', { timeout: 120_000 }, async () => {
+    const { runVerify } = await import('../../src/verify/run.ts');
+    const gate = await fx.gate();
+    const report = await runVerify({
+      config: fx.config,
+      names: fx.names,
+      owner: fx.db,
+      gate,
+      secret: fx.secret,
+      url: s.url,
+      env: { TG_TEST_DB: fx.url, TG_TEST_PREFIX: fx.prefix },
+      ...(kind === 'postgres' ? { connectAs: (u: string, p: string, db?: string) => connectTo(u, p, db) } : {}),
+    });
+    const problems = report.results.filter((r) => r.status === 'LEAK' || r.status === 'error');
+    expect(problems.map((r) => `${r.probe} ${r.a}>${r.b} ${r.status}: ${r.detail}`).slice(0, 40)).toEqual([]);
+    expect(report.pairs.covered).toBe(20);
+    expect(report.canaries.planted).toBe(5);
+    expect(report.canaries.removed).toBeGreaterThanOrEqual(5);
+    if (kind === 'postgres') {
+      const ran = (id: string) => report.results.filter((r) => r.probe === id && r.status === 'pass').map((r) => `${r.a}>${r.b}`);
+      expect(ran('D-other-schema')).toContain('acme_corp>globex_inc');
+      expect(ran('D-other-database')).toContain('globex_inc>initech');
+      expect(ran('D-other-database')).toContain('umbrella>initech');
+    }
+    // Each tenant's rows untouched, no canary left at any place.
+    expect((await fx.db.query(`SELECT count(*)::int AS n FROM t_globex_inc.orders WHERE region LIKE 'tg-canary-%'`)).rows[0]).toEqual({ n: 0 });
   });
 
   it.skipIf(kind === 'pglite')('direct logins: a schema-tier tenant cannot use another schema; a database-tier tenant cannot connect to another tenant\'s database (server)', async () => {

@@ -49,6 +49,24 @@ export function directProbes(): Probe[] {
       const r = await attempt(db, insertSql(x.t), [x.b, `${x.canaries.prefix}ins`]);
       return r.ok ? leak('an INSERT with tenant B succeeded') : pass;
     }),
+    p('other-schema', "read B's own schema (B in tier schema): must be refused", async (x, db) => {
+      if (x.tiers?.b.tier !== 'schema' || x.tiers.a.tier === 'database') return skip('B is not in tier schema beside A');
+      const r = await attempt(db, `SELECT ${x.t.tenantCol}::text AS t FROM ${x.t.table} LIMIT 1`);
+      return r.ok ? leak(`A's login may read ${x.t.table} (${r.rows.length} row(s))`) : pass;
+    }),
+    p('other-database', "connect to B's own database (B in tier database): must be refused", async (x) => {
+      if (x.tiers?.b.tier !== 'database') return skip('B is not in tier database');
+      const other = await x.connectOther?.();
+      if (!other) return skip("no URL to B's database for A's login");
+      try {
+        const r = await other.query(`SELECT count(*)::int AS n FROM ${x.t.table} WHERE ${x.t.tenantCol}::text = $1`, [x.b]).catch((err: { code?: string }) => err);
+        if ('rows' in r) return leak(`A's login connected to B's database and counted ${String(r.rows[0]?.['n'])} row(s) of B`);
+        // 42501: no CONNECT; 28000/28P01: refused by pg_hba; 3D000: no such database. All keep A out.
+        return ['42501', '28000', '28P01', '3D000'].includes(String(r.code)) ? pass : { status: 'error', reason: `connecting failed in an unexpected way (${String(r.code)})` };
+      } finally {
+        await other.close().catch(() => {});
+      }
+    }),
     p('login-bypass', 'the login or a role it can become is superuser or has BYPASSRLS', async (_x, db) => {
       const r = await attempt(db, `SELECT rolname::text AS r FROM pg_roles WHERE (rolsuper OR rolbypassrls) AND (rolname = session_user OR pg_has_role(session_user, oid, 'MEMBER'))`);
       return r.ok && r.rows.length ? leak(`login can become ${r.rows.map((row) => String(row['r'])).join(', ')}`) : pass;

@@ -15,7 +15,7 @@ export function libraryProbes(access: AccessLevel): Probe[] {
   });
   return [
     p('plain', "select B's canary row (control: A's own canary must be visible)", async (x, c) => {
-      const own = await attempt(c, `SELECT 1 FROM ${x.t.table} WHERE ${x.t.markerSql} = $1`, [x.canaries.marker(x.a)]);
+      const own = await attempt(c, `SELECT 1 FROM ${x.t.own ?? x.t.table} WHERE ${x.t.markerSql} = $1`, [x.canaries.marker(x.a)]);
       if (!own.ok || own.rows.length === 0) return skip(CONTROL_FAILED);
       return seen(await look(c, x), 'by a plain select');
     }),
@@ -61,7 +61,7 @@ export function libraryProbes(access: AccessLevel): Probe[] {
       return r.ok ? leak('an INSERT with tenant B succeeded') : pass;
     }),
     p('update-to-b', "update A's own canary, setting the tenant column to B (must fail)", async (x, c) => {
-      const r = await attempt(c, `UPDATE ${x.t.table} SET ${x.t.tenantCol} = $1 WHERE ${x.t.markerSql} = $2`, [x.b, x.canaries.marker(x.a)]);
+      const r = await attempt(c, `UPDATE ${x.t.own ?? x.t.table} SET ${x.t.tenantCol} = $1 WHERE ${x.t.markerSql} = $2`, [x.b, x.canaries.marker(x.a)]);
       return r.ok && r.rowCount > 0 ? leak(`an UPDATE moved ${r.rowCount} row(s) to tenant B`) : pass;
     }),
     p('update-all-to-b', "update every row of A to tenant B with no WHERE (a WHERE brings in the SELECT policy as a check; without one only the UPDATE policy's WITH CHECK guards the new rows; 2 s cap, rolled back)", async (x, c) => {

@@ -57,7 +57,13 @@ async function afterPoison(x: ProbeContext, poison: string[], check: (b: Seen) =
 }
 
 export function poolProbes(): Probe[] {
-  const p = (s: string, tries: string, run: (x: ProbeContext) => Promise<Outcome>): Probe => ({ id: `P-${s}`, path: 'pool', tries: `A commits ${tries}; B's next transaction on that connection`, run });
+  const p = (s: string, tries: string, run: (x: ProbeContext) => Promise<Outcome>): Probe => ({
+    id: `P-${s}`,
+    path: 'pool',
+    tries: `A commits ${tries}; B's next transaction on that connection`,
+    // Pools are per database: tenants in different databases never share a connection.
+    run: (x) => (x.tiers && (x.tiers.a.tier === 'database' || x.tiers.b.tier === 'database') ? Promise.resolve(skip('A and B live in different databases: they never share a connection')) : run(x)),
+  });
   const same = (poison: (x: ProbeContext) => string[]) => (x: ProbeContext) => afterPoison(x, poison(x), async () => pass);
   return [
     p('session-setting', "a session-level copy of its signed context (tenant and MAC, set_config(…, false))", same(() => [`SELECT set_config('tenantgate.tenant', '{a}', false), set_config('tenantgate.mac', '{mac}', false)`])),

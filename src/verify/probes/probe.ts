@@ -10,6 +10,7 @@ import type { TenantGate } from '../../gate.ts';
 import type { QueryPlanner } from '../../plan/planner.ts';
 import type { Names } from '../../provision/names.ts';
 import type { Canaries, DatasetTarget } from '../canaries.ts';
+import type { TenantLocation } from '../../tiers/location.ts';
 
 export type ProbePath = 'library' | 'pool' | 'statement' | 'gateway-wall' | 'direct' | 'http';
 export type Outcome = { status: 'pass' } | { status: 'LEAK'; detail: string } | { status: 'skipped' | 'error'; reason: string };
@@ -51,6 +52,10 @@ export interface ProbeContext {
   /** The gateway's planner for this config (in-process). */
   planner?: QueryPlanner;
   direct?: Database | { skipped: string };
+  /** B in a database of its own: A's direct login trying to connect there (undefined when A has no login). */
+  connectOther?: () => Promise<Database | undefined>;
+  /** Where A and B live. */
+  tiers?: { a: TenantLocation; b: TenantLocation };
   http?: HttpContext;
 }
 
