@@ -67,7 +67,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       if (!(SEVERITIES as readonly string[]).includes(opts.failOn)) throw new TenantGateError('USAGE', `--fail-on takes one of ${SEVERITIES.join(', ')}`);
       const config = await withConfig(io, globals());
       const names = resolveNames(config, io.env);
-      const findings = await withOwnerDb(config, (db) => runDoctor({ db, config, names, gatewayRole: names.gateway }));
+      const findings = await withOwnerDb(config, (db) => runDoctor({ db, main: db, env: io.env, config, names, gatewayRole: names.gateway }));
       if (opts.sarif) printJson(io, toSarif(findings));
       else if (globals().json) printJson(io, { findings });
       else io.stdout(findings.length ? table([['ID', 'SEVERITY', 'OBJECT', 'MESSAGE', 'FIX'], ...findings.map((f) => [f.id, f.severity, f.object, f.message, f.fix])]) : 'No findings.\n');

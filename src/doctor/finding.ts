@@ -21,12 +21,18 @@ export interface DoctorContext {
   names: Names;
   /** The login the gateway uses. */
   gatewayRole: string;
+  /** The main database as a whole (to reach database-tier tenants' databases too); without it only the main one is examined. */
+  main?: Database;
+  /** Environment (placements' URLs). */
+  env?: Record<string, string | undefined>;
 }
 
 /** One check, one file under checks/: a pure reader of the catalogs that returns findings. */
 export interface Check {
   id: string;
   title: string;
+  /** Looks at the server as a whole (roles, version, the tier walls): run once, not again in each tenant database. */
+  server?: boolean;
   run(ctx: DoctorContext): Promise<Finding[]>;
 }
 

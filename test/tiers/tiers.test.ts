@@ -130,6 +130,32 @@ describe.each(BACKENDS)('tiers on %s', (kind) => {
     expect((await fx.db.query(`SELECT count(*)::int AS n FROM t_globex_inc.orders WHERE region LIKE 'tg-canary-%'`)).rows[0]).toEqual({ n: 0 });
   });
 
+  it('doctor examines every tier: clean as applied; a schema or database wall opened, or RLS off in a tenant\'s own database, is found', { timeout: 60_000 }, async () => {
+    const { runDoctor } = await import('../../src/doctor/run.ts');
+    const doctor = () => runDoctor({ db: fx.db, main: fx.db, env: { TG_TEST_DB: fx.url, TG_TEST_PREFIX: fx.prefix }, config: fx.config, names: fx.names, gatewayRole: fx.names.gateway });
+    const serious = (fs: Awaited<ReturnType<typeof doctor>>) => fs.filter((f) => f.severity === 'critical' || f.severity === 'high').map((f) => `${f.id} ${f.object}`);
+    expect(serious(await doctor())).toEqual([]);
+    const owner = ownerDatabases(fx.config, fx.db, {}, pgliteFactory);
+    const initech = await owner.get('default', tenantDatabase(fx.prefix, 'initech'));
+    const hooliGroup = fx.names.tenant('hooli');
+    try {
+      await fx.db.query(`GRANT USAGE ON SCHEMA t_globex_inc TO "${hooliGroup}"; ALTER TABLE t_globex_inc.orders NO FORCE ROW LEVEL SECURITY`);
+      await initech.query(`ALTER TABLE public.orders DISABLE ROW LEVEL SECURITY`);
+      if (kind === 'postgres') await fx.db.query(`GRANT CONNECT ON DATABASE "${tenantDatabase(fx.prefix, 'umbrella')}" TO PUBLIC`);
+      const found = serious(await doctor());
+      expect(found).toContain(`TG021 schema t_globex_inc`);
+      expect(found).toContain(`TG003 table t_globex_inc.orders`);
+      expect(found).toContain(`TG003 database ${tenantDatabase(fx.prefix, 'initech')}: table orders`);
+      if (kind === 'postgres') expect(found).toContain(`TG021 database ${tenantDatabase(fx.prefix, 'umbrella')}`);
+    } finally {
+      await fx.db.query(`REVOKE USAGE ON SCHEMA t_globex_inc FROM "${hooliGroup}"; ALTER TABLE t_globex_inc.orders FORCE ROW LEVEL SECURITY`);
+      await initech.query(`ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY`);
+      if (kind === 'postgres') await fx.db.query(`REVOKE CONNECT ON DATABASE "${tenantDatabase(fx.prefix, 'umbrella')}" FROM PUBLIC`);
+      await owner.close();
+    }
+    expect(serious(await doctor())).toEqual([]);
+  });
+
   it.skipIf(kind === 'pglite')('direct logins: a schema-tier tenant cannot use another schema; a database-tier tenant cannot connect to another tenant\'s database (server)', async () => {
     const globex = await createApiKey(fx.db, fx.config, fx.names, fx.secret, { tenant: 'globex_inc', role: 'analyst', dbLogin: true });
     const g = await fx.connectAs(globex.db_login!.user, globex.db_login!.password);

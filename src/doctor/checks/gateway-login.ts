@@ -4,6 +4,7 @@ import type { Check, Finding } from '../finding.ts';
 /** The gateway login must hold nothing of its own: not superuser, no BYPASSRLS, NOINHERIT, owner of nothing. */
 export const gatewayLogin: Check = {
   id: 'TG002',
+  server: true,
   title: "the gateway login's attributes",
   async run({ db, gatewayRole }) {
     const r = await db.query<{ rolsuper: boolean; rolbypassrls: boolean; rolinherit: boolean; owns: string[] }>(

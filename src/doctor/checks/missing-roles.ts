@@ -8,6 +8,7 @@ import type { Check } from '../finding.ts';
  */
 export const missingRoles: Check = {
   id: 'TG018',
+  server: true,
   title: 'roles the config needs that the database lacks',
   async run({ db, config, names }) {
     const needed = [

@@ -40,6 +40,7 @@ export function lacksFix(serverNum: number, fixed: string[]): boolean {
 
 export const serverCve: Check = {
   id: 'TG016',
+  server: true,
   title: 'server version with a known row level security CVE',
   async run({ db }) {
     const r = await db.query<{ num: string; v: string }>(`SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS v`);

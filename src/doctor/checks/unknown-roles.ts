@@ -8,6 +8,7 @@ import type { Check } from '../finding.ts';
  */
 export const unknownRoles: Check = {
   id: 'TG014',
+  server: true,
   title: 'roles under the tenantgate prefix that the config does not know',
   async run({ db, config, names }) {
     const known = [
