@@ -233,7 +233,11 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       if (globals().json) printJson(io, created);
       else {
         io.stdout(`key_id  ${created.key_id}\nkey     ${created.key}\ntenant  ${created.tenant ?? '(platform)'}\nrole    ${created.role}\n`);
-        if (created.db_login) io.stdout(`db user ${created.db_login.user}\ndb pass ${created.db_login.password}\n`);
+        const l = created.db_login;
+        if (l) {
+          io.stdout(`db user ${l.user}\ndb pass ${l.password}\ndb name ${l.database}${l.placement ? ` (on placement ${l.placement})` : ''}\n`);
+          if (l.schema) io.stdout(`schema  ${l.schema} (the tenant's tables: SET search_path TO ${l.schema}, or qualify them)\n`);
+        }
         io.stdout('The key (and password) are shown once; only a hash is stored.\n');
       }
     });

@@ -137,7 +137,12 @@ export class Gateway {
       config,
       openBuckets(config, log),
       new QuotaBook(gate.database),
-      config.datasets.length ? new StorageMeter(config, allTenants) : undefined,
+      config.datasets.length
+        ? new StorageMeter(config, allTenants, {
+            placed: () => [...config.tenants.keys()].map((tenant) => ({ tenant, tier: gate.routes.get(tenant).tier })).filter((p) => p.tier !== 'pooled'),
+            inOwnDatabase: (tenant, text, values) => gate.statement({ tenant, access: 'platform' }, { text, values, rowMode: 'array' }) as Promise<{ rows: unknown[][] }>,
+          })
+        : undefined,
       log,
       webhookFrom(config.effective.quota_webhook, env, log, 'quota', 'quota_webhook'),
       (w) => this.metrics.quotaWarning(w.tenant, w.quota),

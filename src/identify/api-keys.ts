@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AccessLevel, Config } from '../config/types.ts';
 import type { Database } from '../db/database.ts';
 import { ident, literal } from '../db/sql.ts';
+import { tenantDatabase, tenantSchema } from '../tiers/location.ts';
 import { TenantGateError } from '../errors/index.ts';
 import type { Names } from '../provision/names.ts';
 import { deriveKey } from '../security/secret.ts';
@@ -9,13 +10,22 @@ import { deriveKey } from '../security/secret.ts';
 /** `tg_<key id>_<secret>`: the key id is the lookup prefix, the whole key is what gets hashed. */
 const KEY_PATTERN = /^tg_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 
+/** A direct database login: who, and where the tenant's rows are for it (a schema-tier tenant's tables are in `schema`). */
+export interface DbLogin {
+  user: string;
+  password: string;
+  database: string;
+  schema?: string;
+  placement?: string;
+}
+
 export interface CreatedKey {
   key_id: string;
   key: string;
   tenant: string | null;
   role: string;
   access: AccessLevel;
-  db_login?: { user: string; password: string };
+  db_login?: DbLogin;
 }
 
 export interface KeyRecord {
@@ -71,15 +81,19 @@ export async function createApiKey(
   const key = `tg_${keyId}_${randomBytes(32).toString('base64url')}`;
   const tenant = request.tenant ?? null;
   const client = await db.pool.connect();
+  let place: { tier: string; placement: string; db: string } | undefined;
   try {
     await client.query('BEGIN');
     if (tenant) {
-      const known = await client.query(`SELECT 1 FROM tenantgate.tenants WHERE id = $1`, [tenant]);
+      const known = await client.query<{ tier: string; placement: string; db: string }>(`SELECT tier, placement, current_database() AS db FROM tenantgate.tenants WHERE id = $1`, [tenant]);
       if (known.rowCount === 0) throw new TenantGateError('TENANT_UNKNOWN', `tenant "${tenant}" is not provisioned yet: run tenantgate apply`);
+      place = known.rows[0];
     }
-    let login: { user: string; password: string } | undefined;
+    let login: DbLogin | undefined;
     if (request.dbLogin && tenant) {
-      login = { user: n.login(keyId), password: randomBytes(24).toString('base64url') };
+      // Where the login finds the tenant's rows: its own database (tier database), or its schema in the main one.
+      const where = place?.tier === 'database' ? { database: tenantDatabase(n.prefix, tenant), ...(place.placement === 'default' ? {} : { placement: place.placement }) } : { database: place?.db ?? '', ...(place?.tier === 'schema' ? { schema: tenantSchema(tenant) } : {}) };
+      login = { user: n.login(keyId), password: randomBytes(24).toString('base64url'), ...where };
       // Direct logins are read-only: they belong to the tenant's group and nothing else.
       await client.query(
         `CREATE ROLE ${ident(login.user)} LOGIN INHERIT CONNECTION LIMIT 20 PASSWORD ${literal(login.password)} IN ROLE ${ident(n.tenant(tenant))}`,

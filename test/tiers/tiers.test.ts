@@ -80,6 +80,13 @@ describe.each(BACKENDS)('tiers on %s', (kind) => {
     for (const [t, key] of keys) expect((await s.get('/v1/tenant', { 'x-api-key': key })).json.tier).toBe(fx.config.tenants.get(t)!.tier);
   });
 
+  it('storage is measured per tier: the pooled tenant by its rows, the others by their own tables', async () => {
+    const meter = s.gateway.admission.storage!;
+    await meter.refresh();
+    for (const t of fx.config.tenants.keys()) expect(meter.used(t), t).toBeGreaterThan(0);
+    expect((await s.get('/v1/admin/tenants/initech/quotas', { 'x-api-key': s.keys.ops })).json.usage.storage_bytes).toBeGreaterThan(0);
+  });
+
   it('a schema-tier tenant reaches neither pooled rows nor another tenant\'s schema through the library', async () => {
     const gate = await fx.gate();
     const seen = await gate.withTenant({ tenant: 'globex_inc', access: 'read' }, async (db) => {
@@ -162,7 +169,10 @@ describe.each(BACKENDS)('tiers on %s', (kind) => {
     expect((await g.query(`SELECT DISTINCT tenant_id FROM t_globex_inc.orders`)).rows).toEqual([{ tenant_id: 'globex_inc' }]);
     await expect(g.query(`SELECT 1 FROM t_hooli.orders`)).rejects.toMatchObject({ code: '42501' });
     expect((await g.query(`SELECT 1 FROM public.orders`)).rowCount).toBe(0);
+    expect(globex.db_login).toMatchObject({ database: currentDb, schema: 't_globex_inc' });
     const initech = await createApiKey(fx.db, fx.config, fx.names, fx.secret, { tenant: 'initech', role: 'analyst', dbLogin: true });
+    expect(initech.db_login).toMatchObject({ database: tenantDatabase(fx.prefix, 'initech') });
+    expect(initech.db_login!.schema).toBeUndefined();
     const url = (db: string) => {
       const u = new URL(fx.url);
       u.pathname = `/${db}`;
