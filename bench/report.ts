@@ -2,6 +2,7 @@
 import type { ApplyResult } from './apply.ts';
 import { auditSection, auditSummaryLines, type AuditBenchResult } from './audit.ts';
 import { noisySection, noisySummaryLines, type NoisyResult } from './noisy.ts';
+import { tiersSection, tiersSummaryLines, type TiersResult } from './tiers.ts';
 import { doctorSection, doctorSummaryLines, type DoctorResult } from './doctor.ts';
 import { ROWS_PER_TENANT, TENANTS } from './dataset.ts';
 import type { HttpResult } from './http.ts';
@@ -25,6 +26,7 @@ export interface RunResults {
   doctor?: DoctorResult | undefined;
   audit?: AuditBenchResult | undefined;
   quotas?: NoisyResult | undefined;
+  tiers?: TiersResult | undefined;
   totalSeconds: number;
 }
 
@@ -63,6 +65,7 @@ export function summary(r: RunResults): string {
   if (r.doctor) out.push(...doctorSummaryLines(r.doctor));
   if (r.audit) out.push(...auditSummaryLines(r.audit));
   if (r.quotas) out.push(...noisySummaryLines(r.quotas));
+  if (r.tiers) out.push(...tiersSummaryLines(r.tiers));
   out.push(`total ${Math.round(r.totalSeconds)} s`);
   return out.join('\n');
 }
@@ -107,12 +110,13 @@ their ratios are comparable even when the absolute numbers move.
   if (r.doctor) parts.push(doctorSection(r.doctor, m.date));
   if (r.audit) parts.push(auditSection(r.audit, m.date));
   if (r.quotas) parts.push(noisySection(r.quotas, m.date));
+  if (r.tiers) parts.push(tiersSection(r.tiers, m.date));
   parts.push(`## Running it
 
 \`\`\`
 npm run bench                                  # everything; rewrites this file
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
-npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner|doctor|audit|quotas), report on stdout
+npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner|doctor|audit|quotas|tiers), report on stdout
 BENCH_SECONDS=2 BENCH_ROUNDS=1 npx tsx bench/run.ts --no-write   # a quick look
 \`\`\`
 

@@ -5,7 +5,7 @@
  * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
  *
  * Options (for exploring; the defaults are what the report is made of):
- *   --only=point|apply|http|planner|doctor|audit|quotas   run one benchmark (--only=doctor, audit or quotas writes only its section of docs/benchmarks.md)
+ *   --only=point|apply|http|planner|doctor|audit|quotas|tiers   run one benchmark (--only=doctor, audit, quotas or tiers writes only its section of docs/benchmarks.md)
  *   --no-write           print the report instead of writing docs/benchmarks.md
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
@@ -25,12 +25,13 @@ import { runHttpBench, type HttpResult } from './http.ts';
 import { runPgbench, type PgbenchResult } from './pgbench.ts';
 import { renderReport, summary } from './report.ts';
 import { runPlannerBench, type PlannerResult } from './sql-planner.ts';
+import { runTiersBench, tiersSection, TIERS_HEADING, type TiersResult } from './tiers.ts';
 import { log, machineFacts, Scratch, spliceSection } from './support.ts';
 import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } from './with-tenant.ts';
 
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit', 'quotas'];
+const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit', 'quotas', 'tiers'];
 if (only && !BENCHMARKS.includes(only)) {
   process.stderr.write(`--only takes one of ${BENCHMARKS.join(', ')}\n`);
   process.exit(2);
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
   let doctor: DoctorResult | undefined;
   let audit: AuditBenchResult | undefined;
   let quotas: NoisyResult | undefined;
+  let tiers: TiersResult | undefined;
   try {
     log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
     if (!only || only === 'planner') {
@@ -132,26 +134,30 @@ async function main(): Promise<void> {
         await ds.owner.close();
       }
     }
+    if (!only || only === 'tiers') {
+      tiers = await runTiersBench(scratch, secret, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });
+    }
   } finally {
     await cleanup();
   }
   const totalSeconds = (performance.now() - started) / 1000;
   const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
-  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, totalSeconds }, null, 2));
-  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, totalSeconds });
-  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, totalSeconds })}\n`);
+  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, totalSeconds }, null, 2));
+  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, totalSeconds });
+  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, totalSeconds })}\n`);
   if (write && !only) {
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     writeFileSync(file, report);
     log(`wrote ${file} (${Math.round(totalSeconds)} s in all)`);
   } else if (!write) {
-    const sections: Record<string, string | undefined> = { doctor: doctor && doctorSection(doctor, machine.date), audit: audit && auditSection(audit, machine.date), quotas: quotas && noisySection(quotas, machine.date) };
+    const sections: Record<string, string | undefined> = { doctor: doctor && doctorSection(doctor, machine.date), audit: audit && auditSection(audit, machine.date), quotas: quotas && noisySection(quotas, machine.date), tiers: tiers && tiersSection(tiers, machine.date) };
     process.stdout.write(`\n${(only && sections[only]) ?? report}`);
-  } else if ((only === 'doctor' && doctor) || (only === 'audit' && audit) || (only === 'quotas' && quotas)) {
+  } else if ((only === 'doctor' && doctor) || (only === 'audit' && audit) || (only === 'quotas' && quotas) || (only === 'tiers' && tiers)) {
     // Only that section changes: the other sections keep the full run's numbers.
     const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     if (only === 'doctor') spliceSection(file, DOCTOR_HEADING, doctorSection(doctor!, machine.date));
     else if (only === 'audit') spliceSection(file, AUDIT_HEADING, auditSection(audit!, machine.date));
+    else if (only === 'tiers') spliceSection(file, TIERS_HEADING, tiersSection(tiers!, machine.date));
     else spliceSection(file, NOISY_HEADING, noisySection(quotas!, machine.date));
     log(`wrote the ${only} section of ${file}, the other sections left as they were`);
   } else {

@@ -76,6 +76,9 @@ export class Scratch {
         await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch((err: Error) => problems.push(`${db}: ${err.message}`));
       }
       for (const p of this.prefixes) {
+        // Database-tier tenants' own databases are named with the prefix.
+        const owned = (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${p}\\_%`])).rows.map((r) => r.datname);
+        for (const db of owned) await c.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).catch((err: Error) => problems.push(`${db}: ${err.message}`));
         const roles = (await c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolname LIKE $1`, [`${p}\\_%`])).rows.map((r) => r.rolname);
         // Memberships go with the roles; DROP ROLE takes a list, so a few statements drop thousands.
         for (let i = 0; i < roles.length; i += 500) {

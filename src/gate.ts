@@ -122,6 +122,24 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     return { tenant: tenant.id, access: scope.access, role: names.access[scope.access], mac: macFor(tenant.id), statementTimeoutMs: tenant.quotas.statement_timeout_ms, searchPath };
   };
 
+  /**
+   * Run at the tenant's place. A tenant moved out of its own database, which this process has not
+   * heard of yet, meets a database that no longer exists (at connect, before anything ran): look
+   * again and run once more where it lives now.
+   */
+  const atPlace = async <T>(scope: { tenant: string; access: AccessLevel }, run: (ctx: TenantContext, on: Database) => Promise<T>): Promise<T> => {
+    const ctx = resolveScope(scope);
+    const on = await databaseOf(ctx.tenant);
+    try {
+      return await run(ctx, on);
+    } catch (err) {
+      const code = (err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+      if (on === db || code !== '3D000' || !(await routes.moved(ctx.tenant))) throw err;
+      const again = resolveScope(scope);
+      return run(again, await databaseOf(again.tenant));
+    }
+  };
+
   return {
     config,
     names,
@@ -129,28 +147,24 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     routes,
     databases,
     databaseOf,
-    withTenant: async (scope, fn) => {
-      const ctx = resolveScope(scope);
-      return runTenantTransaction((await databaseOf(ctx.tenant)).pool as pg.Pool, ctx, fn);
-    },
-    statement: async (scope, query, options = {}) => {
-      const ctx = resolveScope(scope);
-      const on = await databaseOf(ctx.tenant);
-      const { after } = options;
-      if (after) {
-        return runTenantTransaction(
-          on.pool,
-          ctx,
-          async (c) => {
-            const r = await c.query(query as pg.QueryConfig);
-            await c.query(after(r) as pg.QueryConfig);
-            return r;
-          },
-          { writable: true },
-        );
-      }
-      return on.kind === 'postgres' ? runTenantStatement(on.pool, ctx, query) : runTenantTransaction(on.pool, ctx, (c) => c.query(query as pg.QueryConfig));
-    },
+    withTenant: (scope, fn) => atPlace(scope, (ctx, on) => runTenantTransaction(on.pool as pg.Pool, ctx, fn)),
+    statement: (scope, query, options = {}) =>
+      atPlace(scope, (ctx, on) => {
+        const { after } = options;
+        if (after) {
+          return runTenantTransaction(
+            on.pool,
+            ctx,
+            async (c) => {
+              const r = await c.query(query as pg.QueryConfig);
+              await c.query(after(r) as pg.QueryConfig);
+              return r;
+            },
+            { writable: true },
+          );
+        }
+        return on.kind === 'postgres' ? runTenantStatement(on.pool, ctx, query) : runTenantTransaction(on.pool, ctx, (c) => c.query(query as pg.QueryConfig));
+      }),
     close: async () => {
       routes.stop();
       await databases.close();

@@ -85,8 +85,11 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     max: options.max ?? 10,
     ...(options.pipeline ? { pipeline: true } : {}),
   } as pg.PoolConfig);
-  // An idle client that errors (server restart) must not crash the process.
+  // An idle client that errors (server restart) must not crash the process; nor one checked out
+  // between two statements when its connection is ended (a tenant database dropped after a move, an
+  // administrator's pg_terminate_backend): its next statement fails, and the pool drops it.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const user = new URL(url).username || process.env['PGUSER'] || 'postgres';
   return {
     kind: 'postgres',

@@ -3,7 +3,7 @@ import { tableSql } from './tables.ts';
 
 type Queryable = { query(text: string, params?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }> };
 
-/** A table's rows of one tenant in two numbers: how many, and the sum of a 60-bit hash of each row (order does not matter). */
+/** A table's rows of one tenant in two numbers: how many, and the sum of a 64-bit hash of each row's text (order does not matter). */
 export interface TableChecksum {
   rows: string;
   sum: string;
@@ -17,7 +17,7 @@ export const STABLE_TEXT = `SET LOCAL timezone = 'UTC'; SET LOCAL datestyle = 'I
 
 export async function tableChecksum(c: Queryable, t: MoveTable, side: 'from' | 'to', tenant: string): Promise<TableChecksum> {
   const s = tableSql(t, side, tenant);
-  const r = await c.query(`SELECT count(*)::text AS rows, coalesce(sum(('x' || substr(${s.rowText}, 1, 15))::bit(60)::bigint), 0)::text AS sum FROM ${s.rel} WHERE ${s.mine}`);
+  const r = await c.query(`SELECT count(*)::text AS rows, coalesce(sum(${s.rowHash}), 0)::text AS sum FROM ${s.rel} WHERE ${s.mine}`);
   return { rows: r.rows[0]!['rows'] as string, sum: r.rows[0]!['sum'] as string };
 }
 
@@ -25,6 +25,6 @@ export async function tableChecksum(c: Queryable, t: MoveTable, side: 'from' | '
 export async function rowHashes(c: Queryable, t: MoveTable, side: 'from' | 'to', tenant: string, keys: Array<Record<string, unknown>>): Promise<string[]> {
   if (keys.length === 0) return [];
   const s = tableSql(t, side, tenant);
-  const r = await c.query(`SELECT ${s.rowText} AS h FROM ${s.rel} WHERE ${s.mine} AND ${s.keyRow} IN (${s.keysFrom(1)}) ORDER BY 1`, [JSON.stringify(keys)]);
+  const r = await c.query(`SELECT ${s.rowHash}::text AS h FROM ${s.rel} WHERE ${s.mine} AND ${s.keyRow} IN (${s.keysFrom(1)}) ORDER BY 1`, [JSON.stringify(keys)]);
   return r.rows.map((x) => x['h'] as string);
 }

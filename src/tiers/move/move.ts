@@ -2,7 +2,8 @@ import type { Config, Tenant } from '../../config/types.ts';
 import { TIERS } from '../../config/schema.ts';
 import type { Database } from '../../db/database.ts';
 import { inTransaction } from '../../db/database.ts';
-import { ident } from '../../db/sql.ts';
+import type pg from 'pg';
+import { ident, literal } from '../../db/sql.ts';
 import { TenantGateError } from '../../errors/index.ts';
 import { provisionPlace, resolveNames } from '../../provision/apply.ts';
 import { dropTenantDatabase, serverAccess } from '../../provision/tenant-databases.ts';
@@ -156,6 +157,8 @@ class Mover {
       this.report.tables.push({ table: t.name, rows: done });
     }
     const seconds = (performance.now() - started) / 1000;
+    // Statistics for the new place before anything plans against it (the catch-up's lookups, the tenant after the cut-over).
+    for (const t of this.tables) await this.toDb.query(`ANALYZE ${tableSql(t, 'to', this.tenant.id).rel}`);
     this.report.rows = copied;
     this.report.copySeconds = seconds;
     this.report.rowsPerSecond = seconds > 0 ? Math.round(copied / seconds) : 0;
@@ -231,16 +234,22 @@ class Mover {
 
   /** Snapshots of both places (undefined if the seal ran out before they were taken), then the sums on them. */
   private async sumsOnSnapshots(): Promise<Array<[TableChecksum, TableChecksum]> | undefined> {
-    const a = await this.snapshot(this.fromDb);
-    const b = this.fromDb === this.toDb ? a : await this.snapshot(this.toDb);
+    const open: pg.PoolClient[] = [];
     try {
+      const a = await this.snapshot(this.fromDb);
+      open.push(a);
       // Taken in the old place's snapshot: still sealed then, so nothing was written after the last replay.
-      const held = await a.query<{ held: boolean }>(`SELECT sealed_until > clock_timestamp() AS held FROM tenantgate.move_state WHERE tenant = $1`, [this.tenant.id]);
+      const held = await a.query<{ held: boolean; snap: string }>(`SELECT sealed_until > clock_timestamp() AS held, pg_export_snapshot() AS snap FROM tenantgate.move_state WHERE tenant = $1`, [this.tenant.id]);
       if (!held.rows[0]?.held) return undefined;
+      // The new place's own snapshot (taken while sealed), or, in the same database, a second session on the very same one: both sides sum at once.
+      const b = await this.snapshot(this.toDb, this.fromDb === this.toDb ? held.rows[0].snap : undefined);
+      open.push(b);
       await unseal(this.fromDb, this.tenant.id);
-      return await Promise.all(this.tables.map(async (t) => [await tableChecksum(a, t, 'from', this.tenant.id), await tableChecksum(b, t, 'to', this.tenant.id)] as [TableChecksum, TableChecksum]));
+      const sums: Array<[TableChecksum, TableChecksum]> = [];
+      for (const t of this.tables) sums.push(await Promise.all([tableChecksum(a, t, 'from', this.tenant.id), tableChecksum(b, t, 'to', this.tenant.id)]));
+      return sums;
     } finally {
-      for (const c of new Set([a, b])) {
+      for (const c of open) {
         await c.query('COMMIT').catch(() => {});
         c.release();
       }
@@ -257,12 +266,20 @@ class Mover {
     return sums;
   }
 
-  private async snapshot(db: Database) {
+  /** A repeatable-read transaction whose snapshot is taken now (or is `imported`, exported by another session). */
+  private async snapshot(db: Database, imported?: string) {
     const c = await db.pool.connect();
-    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-    await c.query(STABLE_TEXT);
-    await c.query('SELECT count(*) FROM tenantgate.move_state');
-    return c;
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      if (imported) await c.query(`SET TRANSACTION SNAPSHOT ${literal(imported)}`);
+      await c.query(STABLE_TEXT);
+      await c.query('SELECT count(*) FROM tenantgate.move_state');
+      return c;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      c.release();
+      throw err;
+    }
   }
 
   /** The copy is wrong: clear it, start over at copy on the next run, and stop here (the tenant stays put). */

@@ -80,7 +80,7 @@ export function tableSql(t: MoveTable, side: 'from' | 'to', tenant: string) {
     insertCols: t.insertable.map(ident).join(', '),
     /** The rows' keys given as a JSON array of objects ($n), as a relation k. */
     keysFrom: (n: number) => `SELECT ${t.key.map((c) => `k.${ident(c)}`).join(', ')} FROM jsonb_populate_recordset(NULL::${rel}, $${n}::jsonb) k`,
-    /** One row as text, the same text wherever the row is (checksums compare it). */
-    rowText: `md5(ROW(${t.columns.map(ident).join(', ')})::text)`,
+    /** A 64-bit hash of the row's text, the same text wherever the row is (checksums compare it). */
+    rowHash: `hashtextextended(ROW(${t.columns.map(ident).join(', ')})::text, 0)`,
   };
 }

@@ -8,9 +8,9 @@ import { tableSql, type MoveTable } from './tables.ts';
 
 /**
  * Moving rows: the bulk copy (in key order, resumable from the new place's last key) and the
- * replay of rows written since the move began. Within one database a copy is INSERT … SELECT;
- * between two servers, binary COPY streamed from one to the other; with an embedded database on
- * either side (one session, no COPY streams), JSON chunks.
+ * replay of rows written since the move began. On a server, binary COPY streamed from one session
+ * to another (between databases or within one); within the embedded database, INSERT … SELECT;
+ * between an embedded database and anything else (one session, no COPY streams), JSON chunks.
  */
 
 type Side = 'from' | 'to';
@@ -57,12 +57,13 @@ export async function copyTable(from: Database, to: Database, t: MoveTable, tena
   for (;;) {
     let n: number;
     try {
-      if (from === to) {
-        // One database: the rows never leave the server.
+      if (from.kind === 'postgres' && to.kind === 'postgres') {
+        // Even within one database: COPY FROM loads in bulk, about twice as fast as INSERT … SELECT.
+        n = await streamChunk(from, to, t, tenant, after, o.chunkRows);
+      } else if (from === to) {
+        // The embedded database (one session): the rows never leave it.
         const r = await to.query(`${insertInto(t, tenant)} ${chunkSelect(t, tenant, after, o.chunkRows)}`);
         n = r.rowCount ?? 0;
-      } else if (from.kind === 'postgres' && to.kind === 'postgres') {
-        n = await streamChunk(from, to, t, tenant, after, o.chunkRows);
       } else {
         const rows = await from.query<{ r: string | null }>(`SELECT json_agg(c)::text AS r FROM (${chunkSelect(t, tenant, after, o.chunkRows)}) c`);
         const json = rows.rows[0]?.r;
