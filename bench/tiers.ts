@@ -59,6 +59,8 @@ export interface MoveRound {
   refused: number;
   replayed: number;
   cleanupSeconds: number;
+  /** ms in prepare, copy (with ANALYZE), catch-up, verify, cut-over. */
+  phases: number[];
 }
 
 export interface TiersResult {
@@ -220,6 +222,7 @@ async function runMoves(scratch: Scratch, secret: Buffer, rounds: number, dir: s
             refused: w.stats.refused,
             replayed: report.replayed,
             cleanupSeconds: (performance.now() - cutAt - GRACE_MS) / 1000,
+            phases: (['prepare', 'copy', 'catchup', 'verify', 'cutover'] as const).map((p) => report.phaseMs[p] ?? 0),
           };
           out.push(r);
           log(`move ${r.direction} (round ${round}): copy ${fmt.int(r.copyRps)} rows/s, whole move ${fmt.int(r.moveRps)} rows/s, pipe ${fmt.int(r.baselineRps)} rows/s; paused ${r.pauseMs} ms, longest write wait ${Math.round(r.writeWaitMs)} ms`);
@@ -309,8 +312,8 @@ async function runRouting(scratch: Scratch, secret: Buffer, o: { rounds: number;
     const p50s: number[][] = [[], []];
     const targets = [pooled, tiers];
     for (let k = 0; k < 2; k++) await runWrk(wrk.path, scripts[k]!, `${targets[k]!.url}/v1/query`, { threads: o.wrkThreads, connections: o.concurrency, seconds: 2 });
-    // Two variants on a shared 2-core box move a lot from round to round: at least 5 alternating rounds.
-    const rounds = Math.max(o.rounds, 5);
+    // Two variants on a shared 2-core box move a lot from round to round: at least 7 alternating rounds.
+    const rounds = Math.max(o.rounds, 7);
     for (let round = 0; round < rounds; round++) {
       for (let j = 0; j < 2; j++) {
         const k = (j + round) % 2;
@@ -361,7 +364,7 @@ export function tiersSummaryLines(t: TiersResult): string[] {
 export function tiersSection(t: TiersResult, date: string): string {
   const rows = t.moves.rounds.map(
     (r) =>
-      `| ${r.round} | ${r.direction} | ${r.baseline} | ${fmt.int(r.baselineRps)} | ${fmt.int(r.copyRps)} (**${fmt.ratio(r.copyRps / r.baselineRps)}**) | ${fmt.int(r.moveRps)} (**${fmt.ratio(r.moveRps / r.baselineRps)}**) | ${Math.round(r.pauseMs)} | ${Math.round(r.writeWaitMs)} | ${fmt.int(r.writes)} / ${r.refused} | ${fmt.int(r.replayed)} | ${r.cleanupSeconds.toFixed(1)} |`,
+      `| ${r.round} | ${r.direction} | ${r.baseline} | ${fmt.int(r.baselineRps)} | ${fmt.int(r.copyRps)} (**${fmt.ratio(r.copyRps / r.baselineRps)}**) | ${fmt.int(r.moveRps)} (**${fmt.ratio(r.moveRps / r.baselineRps)}**) | ${r.phases.map(fmt.int).join(' / ')} | ${Math.round(r.pauseMs)} | ${Math.round(r.writeWaitMs)} | ${fmt.int(r.writes)} / ${r.refused} | ${fmt.int(r.replayed)} | ${r.cleanupSeconds.toFixed(1)} |`,
   );
   const copy = median(t.moves.rounds.map((r) => r.copyRps / r.baselineRps));
   const whole = median(t.moves.rounds.map((r) => r.moveRps / r.baselineRps));
@@ -383,8 +386,8 @@ copy, catch-up, checksums of both sides, cut-over), cleanup of the old place aft
 writes about 200 rows a second through the library; "paused" is the mover's seal-to-switch time, "longest wait" the
 longest any of those writes took (including its retries after 503 TENANT_MOVING).
 
-| round | move | pipe between | pipe rows/s | copy rows/s (vs pipe) | whole move rows/s (vs pipe) | paused ms | longest wait ms | writes / refused | replayed | cleanup s |
-| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| round | move | pipe between | pipe rows/s | copy rows/s (vs pipe) | whole move rows/s (vs pipe) | ms in prepare / copy / catch-up / verify / cut-over | paused ms | longest wait ms | writes / refused | replayed | cleanup s |
+| ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |
 ${rows.join('\n')}
 
 Copy phase vs the pipe (median): **${fmt.ratio(copy)}**; whole move vs the pipe: **${fmt.ratio(whole)}**; longest pause **${Math.round(pause)} ms**, longest write wait ${Math.round(wait)} ms.

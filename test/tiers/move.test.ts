@@ -131,6 +131,27 @@ describe.each(BACKENDS)('tenant move on %s', (kind) => {
     }
   });
 
+  it('a copy that differs from the original is caught by the checksums: no cut-over, the copy cleared, the rerun copies again', { timeout: 60_000 }, async () => {
+    await gate.routes.refresh();
+    const from = gate.routes.get('globex_inc').tier;
+    const to: TenantLocation = { tier: from === 'schema' ? 'pooled' : 'schema', placement: 'default' };
+    const target = to.tier === 'schema' ? 't_globex_inc.orders' : 'public.orders';
+    const start = await rowsOf(gate, 'globex_inc');
+    // Between the catch-up and the checksums, a row at the new place goes wrong (a bug, a stray hand).
+    const tamper = async (p: string) => {
+      if (p === 'caught-up') await fx.db.query(`UPDATE ${target} SET amount = amount + 1 WHERE id = (SELECT min(id) FROM ${target} WHERE tenant_id = 'globex_inc')`);
+    };
+    await expect(moveTenant(options(to, { checkpoint: tamper }))).rejects.toMatchObject({ code: 'MOVE_VERIFY_FAILED' });
+    expect(await readMove(fx.db, 'globex_inc')).toMatchObject({ phase: 'copy', error: expect.stringMatching(/checksums differ for public\.orders/) });
+    expect((await fx.db.query(`SELECT count(*)::int AS n FROM ${target} WHERE tenant_id = 'globex_inc'`)).rows[0]).toEqual({ n: 0 });
+    await gate.routes.refresh();
+    expect(gate.routes.get('globex_inc').tier).toBe(from);
+    expectSameRows(await rowsOf(gate, 'globex_inc'), start);
+    expect((await moveTenant(options(to))).phase).toBe('done');
+    await gate.routes.refresh();
+    expectSameRows(await rowsOf(gate, 'globex_inc'), start);
+  });
+
   it('--abort before the cut-over: the new place goes, the tenant stays and writes at its old place', { timeout: 60_000 }, async () => {
     await gate.routes.refresh();
     const from = gate.routes.get('globex_inc').tier;

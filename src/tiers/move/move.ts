@@ -62,6 +62,8 @@ export interface MoveReport {
   replayed: number;
   /** How long the tenant's writes were paused at the cut-over (seal → switch), ms. */
   pauseMs: number | null;
+  /** Time spent in each phase this run, ms (cleanup includes the grace period). */
+  phaseMs: Partial<Record<Phase, number>>;
 }
 
 /** The seal is a lease: a mover that dies holding it stops pausing the tenant's writes after this long. */
@@ -88,7 +90,7 @@ class Mover {
   ) {
     this.n = resolveNames(o.config, o.env);
     this.dbs = o.databases ?? ownerDatabases(o.config, o.main, o.env ?? process.env);
-    this.report = { tenant: tenant.id, from: m.from, to: m.to, dryRun: !!o.dryRun, phase: m.phase, steps: [], tables: [], rows: 0, copySeconds: 0, rowsPerSecond: 0, replayed: 0, pauseMs: null };
+    this.report = { tenant: tenant.id, from: m.from, to: m.to, dryRun: !!o.dryRun, phase: m.phase, steps: [], tables: [], rows: 0, copySeconds: 0, rowsPerSecond: 0, replayed: 0, pauseMs: null, phaseMs: {} };
   }
 
   private dbAt(l: TenantLocation): Promise<Database> {
@@ -111,6 +113,10 @@ class Mover {
 
   async openTarget(): Promise<void> {
     this.toDb = await this.dbAt(this.m.to);
+    // Rows hashed by value when both places run one server version and every column can be hashed; by text otherwise.
+    const version = async (db: Database) => (await db.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]?.v;
+    const same = (await version(this.fromDb)) === (await version(this.toDb));
+    for (const t of this.tables) t.hashValues = same && t.hashable;
   }
 
   async close(): Promise<void> {
@@ -143,7 +149,10 @@ class Mover {
     for (const t of this.tables) {
       const s = tableSql(t, 'from', this.tenant.id);
       const total = Number((await this.fromDb.query<{ n: string }>(`SELECT count(*) AS n FROM ${s.rel} WHERE ${s.mine}`)).rows[0]?.n ?? 0);
-      const already = Number((await this.toDb.query<{ n: string }>(`SELECT count(*) AS n FROM ${tableSql(t, 'to', this.tenant.id).rel} WHERE ${s.mine}`)).rows[0]?.n ?? 0);
+      // Resuming: what the new place holds already (fresh: nothing, no need to count).
+      const to = tableSql(t, 'to', this.tenant.id);
+      const started = (await this.toDb.query(`SELECT 1 FROM ${to.rel} WHERE ${to.mine} LIMIT 1`)).rows.length > 0;
+      const already = started ? Number((await this.toDb.query<{ n: string }>(`SELECT count(*) AS n FROM ${to.rel} WHERE ${to.mine}`)).rows[0]?.n ?? 0) : 0;
       let done = already;
       const rows = await copyTable(this.fromDb, this.toDb, t, this.tenant.id, {
         chunkRows,
@@ -401,7 +410,11 @@ async function removePlace(mv: Mover, l: TenantLocation, side: 'from' | 'to'): P
   if (l.tier === 'pooled') {
     const db = main;
     const tables = mv.tables.length ? mv.tables : await moveTables(mv.o.config, db, id, 'pooled', 'pooled');
-    for (const t of tables) await deleteRows(db, t, side, id);
+    for (const t of tables) {
+      await deleteRows(db, t, side, id);
+      // The shared table just lost a tenant's rows: make the space reusable and the statistics true.
+      await db.query(`VACUUM (ANALYZE) ${tableSql(t, side, id).rel}`);
+    }
     if (side === 'from') await stopCapture(db, id, tables);
     return;
   }
@@ -504,7 +517,10 @@ export async function moveTenant(o: MoveOptions): Promise<MoveReport> {
     let verifiedNow = false;
     try {
       for (;;) {
-        switch (m.phase) {
+        const phase = m.phase;
+        const began = performance.now();
+        const timed = () => (mv!.report.phaseMs[phase] = Math.round((mv!.report.phaseMs[phase] ?? 0) + performance.now() - began));
+        switch (phase) {
           case 'prepare':
             await mv.prepare();
             break;
@@ -531,6 +547,7 @@ export async function moveTenant(o: MoveOptions): Promise<MoveReport> {
             mv.report.phase = m.phase;
             return mv.report;
         }
+        timed();
       }
     } catch (err) {
       await noteError(o.main, tenant.id, err instanceof Error ? err.message : String(err)).catch(() => {});
