@@ -380,8 +380,8 @@ bench/tiers.ts, measured ${date.slice(0, 10)}.
 A tenant with ${fmt.int(t.moves.rows)} rows (and a neighbour with 1,000) moved pooled → database → schema → pooled, ${Math.max(...t.moves.rounds.map((r) => r.round))} rounds. Just
 before each move, the plain pipe: \`COPY (SELECT … WHERE tenant_id = …) TO STDOUT (FORMAT binary)\` streamed into
 \`COPY … FROM STDIN\` of an empty copy of the table, between the same two kinds of place (another database, or the same
-one). "copy" is the mover's copy phase (key-ordered chunks of 100,000 rows: binary COPY streamed between databases,
-INSERT … SELECT within one); "whole move" is the time until the tenant lives at its new place (making the new place,
+one). "copy" is the mover's copy phase (key-ordered chunks of 100,000 rows, each a binary COPY stream from the old
+place into the new one, within one database too); "whole move" is the time until the tenant lives at its new place (making the new place,
 copy, catch-up, checksums of both sides, cut-over), cleanup of the old place after. While each move runs, the tenant
 writes about 200 rows a second through the library; "paused" is the mover's seal-to-switch time, "longest wait" the
 longest any of those writes took (including its retries after 503 TENANT_MOVING).
