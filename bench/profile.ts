@@ -18,7 +18,7 @@ interface ProfileNode {
   hitCount?: number;
   children?: number[];
 }
-interface Profile {
+export interface Profile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
@@ -159,4 +159,22 @@ export function summariseProfile(profile: Profile, topN = 15): ProfileSummary {
       .slice(0, topN)
       .map((f) => ({ ...f, share: share(f.ms) })),
   };
+}
+
+/** The part of a profile between two offsets from its start (ms): a whole-process profile cut to the measured round. */
+export function trimProfile(profile: Profile, fromMs: number, toMs: number): Profile {
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  let t = profile.startTime;
+  let last: number | undefined;
+  const from = profile.startTime + fromMs * 1000;
+  const to = profile.startTime + toMs * 1000;
+  (profile.samples ?? []).forEach((s, i) => {
+    t += profile.timeDeltas?.[i] ?? 0;
+    if (t < from || t > to) return;
+    samples.push(s);
+    timeDeltas.push(last === undefined ? 0 : t - last);
+    last = t;
+  });
+  return { ...profile, samples, timeDeltas, startTime: from, endTime: Math.min(to, last ?? to) };
 }

@@ -5,7 +5,7 @@
  * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
  *
  * Options (for exploring; the defaults are what the report is made of):
- *   --only=point|apply|http|planner|doctor|audit|quotas|tiers   run one benchmark (--only=doctor, audit, quotas or tiers writes only its section of docs/benchmarks.md)
+ *   --only=point|apply|http|planner|doctor|audit|quotas|tiers|peers|scale   run one benchmark (--only=doctor, audit, quotas, tiers, peers or scale writes only its section of docs/benchmarks.md)
  *   --no-write           print the report instead of writing docs/benchmarks.md
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
@@ -26,12 +26,14 @@ import { runPgbench, type PgbenchResult } from './pgbench.ts';
 import { renderReport, summary } from './report.ts';
 import { runPlannerBench, type PlannerResult } from './sql-planner.ts';
 import { runTiersBench, tiersSection, TIERS_HEADING, type TiersResult } from './tiers.ts';
+import { runScaleBench, scaleSection, SCALE_HEADING, type ScaleResult } from './scale.ts';
+import { PEERS_CHART, PEERS_CONCURRENCY, peersChart, peersSection, PEERS_HEADING, runPeersBench, type PeersResult } from './peers.ts';
 import { log, machineFacts, Scratch, spliceSection } from './support.ts';
 import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } from './with-tenant.ts';
 
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit', 'quotas', 'tiers'];
+const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit', 'quotas', 'tiers', 'peers', 'scale'];
 if (only && !BENCHMARKS.includes(only)) {
   process.stderr.write(`--only takes one of ${BENCHMARKS.join(', ')}\n`);
   process.exit(2);
@@ -88,6 +90,8 @@ async function main(): Promise<void> {
   let audit: AuditBenchResult | undefined;
   let quotas: NoisyResult | undefined;
   let tiers: TiersResult | undefined;
+  let peers: PeersResult | undefined;
+  let scale: ScaleResult | undefined;
   try {
     log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
     if (!only || only === 'planner') {
@@ -96,11 +100,11 @@ async function main(): Promise<void> {
     }
     if (!only || only === 'apply') apply = await runApplyBench(scratch, secretText);
     if (!only || only === 'doctor') doctor = await runDoctorBench(scratch, secret);
-    if (!only || only === 'point' || only === 'http' || only === 'audit' || only === 'quotas') {
+    if (!only || only === 'point' || only === 'http' || only === 'audit' || only === 'quotas' || only === 'peers') {
       const ds = await createDataset(scratch, secret);
       setup = ds.timings;
       try {
-        if (only !== 'audit' && only !== 'quotas') await checkIsolation(ds);
+        if (only !== 'audit' && only !== 'quotas' && only !== 'peers') await checkIsolation(ds);
         if (!only || only === 'point') {
           const variants = await openVariants(ds, CONCURRENCY);
           try {
@@ -124,6 +128,9 @@ async function main(): Promise<void> {
             profile,
           });
         }
+        if (!only || only === 'peers') {
+          peers = await runPeersBench(ds, machine.pgbench, join(tmp, 'peers'), { rounds: ROUNDS, seconds: SECONDS, concurrencies: process.env["BENCH_PEERS_C"] ? process.env["BENCH_PEERS_C"].split(",").map(Number) : PEERS_CONCURRENCY, poolSize: 16, wrkThreads: WRK_THREADS, profile });
+        }
         if (!only || only === 'audit') {
           audit = await runAuditBench(ds, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });
         }
@@ -134,6 +141,9 @@ async function main(): Promise<void> {
         await ds.owner.close();
       }
     }
+    if (!only || only === 'scale') {
+      scale = await runScaleBench(scratch, secret, join(tmp, 'scale'), { rounds: ROUNDS, seconds: SECONDS, concurrency: 16 });
+    }
     if (!only || only === 'tiers') {
       tiers = await runTiersBench(scratch, secret, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });
     }
@@ -142,23 +152,30 @@ async function main(): Promise<void> {
   }
   const totalSeconds = (performance.now() - started) / 1000;
   const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
-  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, totalSeconds }, null, 2));
-  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, totalSeconds });
-  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, totalSeconds })}\n`);
+  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, totalSeconds }, null, 2));
+  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, totalSeconds });
+  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, totalSeconds })}\n`);
+  const docs = resolve(import.meta.dirname, '..', 'docs');
+  // The chart goes next to the report whenever the peers benchmark ran (the report links it).
+  if (write && peers && !peers.skipped) writeFileSync(join(docs, PEERS_CHART), peersChart(peers));
+  // What --only=X may write on its own: that one section, the others keep the full run's numbers.
+  const sections: Record<string, [heading: string, text: string] | undefined> = {
+    doctor: doctor && [DOCTOR_HEADING, doctorSection(doctor, machine.date)],
+    audit: audit && [AUDIT_HEADING, auditSection(audit, machine.date)],
+    quotas: quotas && [NOISY_HEADING, noisySection(quotas, machine.date)],
+    tiers: tiers && [TIERS_HEADING, tiersSection(tiers, machine.date)],
+    peers: peers && [PEERS_HEADING, peersSection(peers, machine.date, PEERS_CHART)],
+    scale: scale && [SCALE_HEADING, scaleSection(scale, machine.date)],
+  };
+  const file = join(docs, 'benchmarks.md');
   if (write && !only) {
-    const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
     writeFileSync(file, report);
     log(`wrote ${file} (${Math.round(totalSeconds)} s in all)`);
   } else if (!write) {
-    const sections: Record<string, string | undefined> = { doctor: doctor && doctorSection(doctor, machine.date), audit: audit && auditSection(audit, machine.date), quotas: quotas && noisySection(quotas, machine.date), tiers: tiers && tiersSection(tiers, machine.date) };
-    process.stdout.write(`\n${(only && sections[only]) ?? report}`);
-  } else if ((only === 'doctor' && doctor) || (only === 'audit' && audit) || (only === 'quotas' && quotas) || (only === 'tiers' && tiers)) {
-    // Only that section changes: the other sections keep the full run's numbers.
-    const file = resolve(import.meta.dirname, '..', 'docs', 'benchmarks.md');
-    if (only === 'doctor') spliceSection(file, DOCTOR_HEADING, doctorSection(doctor!, machine.date));
-    else if (only === 'audit') spliceSection(file, AUDIT_HEADING, auditSection(audit!, machine.date));
-    else if (only === 'tiers') spliceSection(file, TIERS_HEADING, tiersSection(tiers!, machine.date));
-    else spliceSection(file, NOISY_HEADING, noisySection(quotas!, machine.date));
+    process.stdout.write(`\n${(only && sections[only]?.[1]) ?? report}`);
+  } else if (only && sections[only]) {
+    const [heading, text] = sections[only];
+    spliceSection(file, heading, text);
     log(`wrote the ${only} section of ${file}, the other sections left as they were`);
   } else {
     log('--only: docs/benchmarks.md left as it was (it holds the full run)');

@@ -99,7 +99,7 @@ export function scriptShape(capture: Capture, values: CapturedValues): ScriptSha
     }
     return commands;
   });
-  if (!data) throw new Error('no captured statement is bound to the row id');
+  if (!data) throw new Error(`no captured statement is bound to the row id ${values.id}: ${JSON.stringify(capture.roundTrips.map((t) => t.statements.map((s) => [s.text.slice(0, 60), s.params])))}`);
   return { trips, constants, data };
 }
 

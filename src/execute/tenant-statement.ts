@@ -8,7 +8,7 @@ import Query from 'pg/lib/query.js';
 import pgUtils from 'pg/lib/utils.js';
 import { TenantGateError } from '../errors/index.ts';
 import { SETTING_MAC, SETTING_TENANT } from '../provision/names.ts';
-import { mapDatabaseError, SEARCH_PATH, type TenantContext } from './tenant-transaction.ts';
+import { contextStatement, mapDatabaseError, type TenantContext } from './tenant-transaction.ts';
 
 interface WireConnection {
   parsedStatements: Record<string, string>;
@@ -67,7 +67,7 @@ class Batch extends QueryBase {
 /** The context of a one-statement unit: the transaction's settings plus read-only (no BEGIN to carry it). */
 const CONTEXT = {
   name: 'tenantgate_context_1',
-  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true), ${SEARCH_PATH(6)}`,
+  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true)`,
 };
 
 /** Prepared statements kept per connection for repeated plan texts; past this, statements go unnamed. */
@@ -106,7 +106,7 @@ export async function runTenantStatement(pool: pg.Pool, ctx: TenantContext, stat
     const results = await new Promise<pg.QueryResult[]>((resolve, reject) => {
       const q = new Batch(
         [
-          { ...CONTEXT, values: [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs), readOnly, ctx.searchPath] },
+          contextStatement(CONTEXT, [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs), readOnly], ctx.searchPath),
           { name: reuse ? named : '', text: statement.text, values: statement.values },
         ],
         statement.rowMode,

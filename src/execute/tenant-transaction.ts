@@ -25,12 +25,21 @@ export interface TenantClient {
   release(): void;
 }
 
-/** search_path for the transaction: the tenant's own schema first (schema tier), else as it was. */
-export const SEARCH_PATH = (n: number) => `set_config('search_path', CASE WHEN $${n}::text IS NULL THEN current_setting('search_path') ELSE $${n} || ', ' || current_setting('search_path') END, true)`;
+/** search_path for the transaction (schema tier only): the tenant's own schema first, then what it was. */
+export const SEARCH_PATH = (n: number) => `set_config('search_path', $${n} || ', ' || current_setting('search_path'), true)`;
+
+/**
+ * The context statement and its values, in two prepared forms: most tenants are pooled and keep the
+ * session's search_path, so they send no search_path at all (and pgbench can replay it: no NULL).
+ */
+export function contextStatement(base: { name: string; text: string }, values: unknown[], searchPath: string | null): { name: string; text: string; values: unknown[] } {
+  if (searchPath === null) return { ...base, values };
+  return { name: `${base.name}_s`, text: `${base.text}, ${SEARCH_PATH(values.length + 1)}`, values: [...values, searchPath] };
+}
 
 const CONTEXT_SQL = {
   name: 'tenantgate_context',
-  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true), ${SEARCH_PATH(5)}`,
+  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true)`,
 };
 
 /**
@@ -105,7 +114,7 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
   // Readers run READ ONLY, unless the caller must write beside them (the durable audit record; the
   // read roles still hold no write grant or policy on any dataset).
   const beginSql = (ctx.access === 'read' || ctx.access === 'platform') && !options.writable ? 'BEGIN READ ONLY' : 'BEGIN';
-  const contextQuery = { ...CONTEXT_SQL, values: [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs), ctx.searchPath] };
+  const contextQuery = contextStatement(CONTEXT_SQL, [ctx.role, ctx.tenant, ctx.mac, String(ctx.statementTimeoutMs)], ctx.searchPath);
   // With a pipelining pool BEGIN, the context and fn's first statement share one round trip;
   // without one (the embedded database) they are awaited in turn.
   const pipelined = (client as unknown as { pipeline?: boolean }).pipeline === true;

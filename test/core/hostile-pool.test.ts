@@ -160,14 +160,14 @@ describe.each(BACKENDS)('pooled connections on %s', (kind) => {
       'the context statement of withTenant replaced by SQL PREPARE',
       [
         `DEALLOCATE tenantgate_context`,
-        `PREPARE tenantgate_context(text,text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', 'acme_corp', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), $5::text`,
+        `PREPARE tenantgate_context(text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', 'acme_corp', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), $2::text || $3::text`,
       ],
     ],
     [
       'the context statement of the one-statement path replaced by SQL PREPARE',
       [
         `DEALLOCATE tenantgate_context_1`,
-        `PREPARE tenantgate_context_1(text,text,text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', 'acme_corp', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true), $6::text`,
+        `PREPARE tenantgate_context_1(text,text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', 'acme_corp', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true), $2::text || $3::text`,
       ],
     ],
     ['every prepared statement deallocated', [`DEALLOCATE ALL`]],

@@ -42,9 +42,10 @@ const stop = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null 
 
 describe.skipIf(!REDIS_URL)('two gateways on one Redis', () => {
   it('hold a tenant to its limit within 5%, however the requests are spread', { timeout: 60_000 }, async () => {
-    // 100 requests a second, a burst of 100, for the tenant; the key may go as fast as it likes. (The burst is a
-    // second's worth so a client that stalls for a moment on a busy machine wastes none of the allowance.)
-    const fx = await createFixture('pglite', { sql: fixture('seed003.sql'), yaml: config(REDIS_URL!, 'open', '{ requests_per_minute: 6000, burst: 100, key_requests_per_minute: 10000000, key_burst: 1000000 }') });
+    // 40 requests a second, a burst of 40, for the tenant; the key may go as fast as it likes. (The burst is a
+    // second's worth so a client that stalls for a moment on a busy machine wastes none of the allowance; the
+    // rate is low enough that a loaded 2-core machine still sends several times it.)
+    const fx = await createFixture('pglite', { sql: fixture('seed003.sql'), yaml: config(REDIS_URL!, 'open', '{ requests_per_minute: 2400, burst: 40, key_requests_per_minute: 10000000, key_burst: 1000000 }') });
     const gateways: Served[] = [];
     try {
       gateways.push(await serve(fx), await serve(fx));
@@ -69,7 +70,7 @@ describe.skipIf(!REDIS_URL)('two gateways on one Redis', () => {
       await Promise.all(Array.from({ length: 8 }, worker));
       // The window requests were admitted in: to the last one sent (a slow answer after it admits nothing more).
       const elapsed = (lastSent - started) / 1000;
-      const expected = 100 + 100 * elapsed;
+      const expected = 40 + 40 * elapsed;
       expect(other).toBe(0);
       expect(refused).toBeGreaterThan(ok); // the load was well past the limit
       expect(Math.abs(ok - expected) / expected, `${ok} allowed, ${expected.toFixed(0)} expected over ${elapsed.toFixed(2)} s`).toBeLessThan(0.05);

@@ -3,6 +3,7 @@ import type { Config } from '../../config/types.ts';
 import type { TenantGate } from '../../gate.ts';
 import { Gateway } from '../../gateway/gateway.ts';
 import { buildServer } from '../../http/server.ts';
+import { lineBuffer } from '../../observe/line-buffer.ts';
 import type { CliIO } from '../io.ts';
 
 export interface Serving {
@@ -13,7 +14,10 @@ export interface Serving {
 /** Run the HTTP gateway until SIGINT/SIGTERM; returns once listening. */
 export async function serveGateway(io: CliIO, config: Config, gate: TenantGate, secret: Buffer, options: { port?: number; host?: string; onClose?: () => Promise<void> }): Promise<Serving> {
   // JSON logs (pino), one line per request with its id, tenant and principal; TENANTGATE_LOG_LEVEL picks the level.
-  const logger = pino({ level: io.env['TENANTGATE_LOG_LEVEL'] ?? 'info', base: { service: 'tenantgate' } }, { write: (line: string) => io.stdout(line) });
+  // Written in batches (src/observe/line-buffer.ts), flushed at shutdown and on exit.
+  const lines = lineBuffer((text) => io.stdout(text));
+  process.once('exit', () => lines.flush());
+  const logger = pino({ level: io.env['TENANTGATE_LOG_LEVEL'] ?? 'info', base: { service: 'tenantgate' } }, { write: (line: string) => lines.write(line) });
   const gateway = await Gateway.create({ gate, secret, env: io.env, logger });
   const app = buildServer(gateway);
   const host = options.host ?? config.effective.server.host;
@@ -28,6 +32,7 @@ export async function serveGateway(io: CliIO, config: Config, gate: TenantGate, 
       await app.close();
       await gate.close();
       await options.onClose?.();
+      lines.flush();
     })());
   const onSignal = () => {
     io.stderr('\nshutting down\n');

@@ -73,9 +73,9 @@ export function poolProbes(): Probe[] {
       "DEALLOCATE of the driver's context statements and PREPARE of look-alikes that pin A's signed context",
       same(() => [
         `DEALLOCATE tenantgate_context`,
-        `PREPARE tenantgate_context(text,text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', '{a}', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), $5::text`,
+        `PREPARE tenantgate_context(text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', '{a}', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), $2::text || $3::text`,
         `DEALLOCATE tenantgate_context_1`,
-        `PREPARE tenantgate_context_1(text,text,text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', '{a}', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true), $6::text`,
+        `PREPARE tenantgate_context_1(text,text,text,text,text) AS SELECT set_config('role', $1, true), set_config('tenantgate.tenant', '{a}', true), set_config('tenantgate.mac', '{mac}', true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true), $2::text || $3::text`,
       ]),
     ),
     p('deallocate-all', 'DEALLOCATE ALL (the driver still believes its statements are prepared)', same(() => ['DEALLOCATE ALL'])),
