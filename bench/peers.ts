@@ -17,9 +17,9 @@ import { contextMac, deriveKey } from '../src/security/secret.ts';
 import { configYaml, rowId, TENANTS, tenantId, type Dataset } from './dataset.ts';
 import { captureWire, findWrk, keyTenants, pgbenchOnce, runWrk, SEMANTIC_BODY, wrkScript, writeScripts, type RoundResult } from './http.ts';
 import type { PeerSpec } from './peers/spec.ts';
-import { summariseProfile, trimProfile, type ProfileSummary } from './profile.ts';
+import { inclusiveTimes, summariseProfile, trimProfile, type Profile, type ProfileSummary } from './profile.ts';
 import { lineChart } from './chart.ts';
-import { fmt, log, median } from './support.ts';
+import { fmt, log, median, processCpuSeconds } from './support.ts';
 import { defineArgs } from './wire-pgbench.ts';
 
 export const PEERS_HEADING = '## 9. Against the peers, by concurrency';
@@ -41,6 +41,8 @@ export interface PeerPoint {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /** CPU of the server process per request, µs (user + system; the HTTP servers only). */
+  cpuUs?: number;
 }
 
 export interface PeersResult {
@@ -54,7 +56,7 @@ export interface PeersResult {
   postgraphileVersion?: string;
   notes: string[];
   /** The gateway's process profiled through one extra round (the whole process life, start-up included). */
-  profile?: { concurrency: number; rps: number; summary: ProfileSummary };
+  profile?: { concurrency: number; rps: number; requests: number; summary: ProfileSummary; stages: Array<{ name: string; where: string; ms: number }> };
 }
 
 export interface Served {
@@ -179,7 +181,9 @@ export async function runPeersBench(
     const runOne = async (v: VariantKey, c: number, seconds: number, round: string): Promise<RoundResult> => {
       if (v === 'PGB') return pgbenchOnce(pgbenchBinary as string, ds, files, defines, 'prepared', seconds, { concurrency: c, pgbenchThreads: Math.min(c, 2) }, join(dir, `pgb_${c}_${round}`));
       const s = servers[v] as Served;
-      return runWrk(wrk.path as string, scripts[v], `${s.url}${v === 'PGL' ? '/graphql' : '/v1/query'}`, { threads: Math.min(opts.wrkThreads, c), connections: c, seconds });
+      const cpu0 = processCpuSeconds([s.child.pid as number]);
+      const r = await runWrk(wrk.path as string, scripts[v], `${s.url}${v === 'PGL' ? '/graphql' : '/v1/query'}`, { threads: Math.min(opts.wrkThreads, c), connections: c, seconds });
+      return { ...r, nodeUs: ((processCpuSeconds([s.child.pid as number]) - cpu0) / r.requests) * 1e6 };
     };
     const variants = (Object.keys(VARIANTS) as VariantKey[]).filter((v) => v !== 'PGB' || pgbenchBinary);
     for (const c of opts.concurrencies) {
@@ -190,12 +194,13 @@ export async function runPeersBench(
           const v = variants[(i + round) % variants.length] as VariantKey;
           const r = await runOne(v, c, opts.seconds, String(round));
           got.get(v)?.push(r);
-          log(`peers c=${c} round ${round + 1}/${opts.rounds} ${v}: ${Math.round(r.rps)}/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms`);
+          log(`peers c=${c} round ${round + 1}/${opts.rounds} ${v}: ${Math.round(r.rps)}/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms${r.nodeUs === undefined ? '' : `, ${Math.round(r.nodeUs)} µs CPU/request`}`);
         }
       }
       for (const v of variants) {
         const rs = got.get(v) ?? [];
-        base.points.push({ variant: v, concurrency: c, rounds: rs.map((r) => r.rps), rps: median(rs.map((r) => r.rps)), p50Ms: median(rs.map((r) => r.p50Ms)), p99Ms: median(rs.map((r) => r.p99Ms)) });
+        const cpu = rs.flatMap((r) => (r.nodeUs === undefined ? [] : [r.nodeUs]));
+        base.points.push({ variant: v, concurrency: c, rounds: rs.map((r) => r.rps), rps: median(rs.map((r) => r.rps)), p50Ms: median(rs.map((r) => r.p50Ms)), p99Ms: median(rs.map((r) => r.p99Ms)), ...(cpu.length ? { cpuUs: median(cpu) } : {}) });
       }
     }
     if (opts.profile) {
@@ -214,7 +219,8 @@ export async function runPeersBench(
         await stop(profiled);
         const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
         if (!file) throw new Error('the profiled gateway wrote no .cpuprofile');
-        base.profile = { concurrency: c, rps: r.rps, summary: summariseProfile(trimProfile(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as Parameters<typeof trimProfile>[0], from, to), 20) };
+        const trimmed = trimProfile(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as Profile, from, to);
+        base.profile = { concurrency: c, rps: r.rps, requests: r.requests, summary: summariseProfile(trimmed, 20), stages: inclusiveTimes(trimmed, /\/src\//, 25) };
       } finally {
         await stop(profiled);
       }
@@ -279,6 +285,13 @@ Latency p50 / p99, ms:
 | --- | --- | ${cs.map(() => '---:').join(' | ')} |
 ${variants.map((v) => row(v, (p) => `${p.p50Ms.toFixed(2)} / ${p.p99Ms.toFixed(1)}`)).join('\n')}
 
+CPU of the server's own process per request, µs (user + system, from /proc; for pgbench there is no server process between
+client and database):
+
+| | variant | ${head.join(' | ')} |
+| --- | --- | ${cs.map(() => '---:').join(' | ')} |
+${variants.filter((v) => v !== 'PGB').map((v) => row(v, (p) => (p.cpuUs === undefined ? '–' : fmt.int(p.cpuUs)))).join('\n')}
+
 The gateway over each peer (throughput ratio, same run):
 
 | concurrency | GW ÷ pgbench | GW ÷ PostGraphile | GW ÷ minimal node:http |
@@ -307,6 +320,13 @@ was busy ${ms(s.busyMs)} ms of ${ms(s.wallMs)} (the rest idle in the event loop)
 | | self ms | share |
 | --- | ---: | ---: |
 ${s.categories.map((c) => `| ${c.name} | ${ms(c.ms)} | ${pct(c.share)} |`).join('\n')}
+
+tenantgate's own functions by inclusive time (everything they and what they call spent, the request's socket writes included
+where they happen inside them), µs per request:
+
+| function | where | µs / request |
+| --- | --- | ---: |
+${p.stages.map((f) => `| \`${f.name}\` | \`${f.where}\` | ${fmt.int((f.ms * 1000) / p.requests)} |`).join('\n')}
 
 The functions with the most self time:
 

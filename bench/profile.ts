@@ -178,3 +178,28 @@ export function trimProfile(profile: Profile, fromMs: number, toMs: number): Pro
   });
   return { ...profile, samples, timeDeltas, startTime: from, endTime: Math.min(to, last ?? to) };
 }
+
+/** Time with each function on the stack (inclusive), for frames whose location matches `where`, ms. */
+export function inclusiveTimes(profile: Profile, where: RegExp, topN = 25): Array<{ name: string; where: string; ms: number }> {
+  const parent = new Map<number, ProfileNode>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const total = new Map<string, { name: string; where: string; ms: number }>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    const dt = (deltas[i + 1] ?? deltas[i] ?? 0) / 1000;
+    const seen = new Set<string>();
+    for (let n = byId.get(samples[i] as number); n; n = parent.get(n.id)) {
+      const f = n.callFrame;
+      if (!where.test(f.url)) continue;
+      const key = `${f.functionName}@${f.url}:${f.lineNumber}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const e = total.get(key) ?? { name: f.functionName || '(anonymous)', where: `${f.url.replace(/^.*?\/(src|node_modules)\//, '$1/')}:${f.lineNumber + 1}`, ms: 0 };
+      e.ms += dt;
+      total.set(key, e);
+    }
+  }
+  return [...total.values()].sort((a, b) => b.ms - a.ms).slice(0, topN);
+}
