@@ -9,11 +9,12 @@
  *   --no-write           print the report instead of writing docs/benchmarks.md
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
+ *   --from-json=FILE     measure nothing: write the report (or the --only section) from such a file
  *   BENCH_SECONDS, BENCH_ROUNDS   length and number of interleaved rounds (5 s × 3)
  *   BENCH_WRK_THREADS    wrk threads for the HTTP benchmark (default 1: wrk, the gateway and the server share the CPUs)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runApplyBench, type ApplyResult } from './apply.ts';
@@ -23,7 +24,7 @@ import { noisySection, NOISY_HEADING, runNoisyBench, type NoisyResult } from './
 import { doctorSection, DOCTOR_HEADING, runDoctorBench, type DoctorResult } from './doctor.ts';
 import { runHttpBench, type HttpResult } from './http.ts';
 import { runPgbench, type PgbenchResult } from './pgbench.ts';
-import { renderReport, summary } from './report.ts';
+import { renderReport, summary, type RunResults } from './report.ts';
 import { runPlannerBench, type PlannerResult } from './sql-planner.ts';
 import { runTiersBench, tiersSection, TIERS_HEADING, type TiersResult } from './tiers.ts';
 import { runScaleBench, scaleSection, SCALE_HEADING, type ScaleResult } from './scale.ts';
@@ -46,6 +47,9 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const CONCURRENCY = 8;
 
 async function main(): Promise<void> {
+  // Rewrite the report from an earlier run's --json dump (its text changed, its numbers did not).
+  const from = [...args].find((a) => a.startsWith('--from-json='))?.slice('--from-json='.length);
+  if (from) return publish(JSON.parse(readFileSync(from, 'utf8')) as RunResults);
   const started = performance.now();
   const machine = await machineFacts();
   const scratch = new Scratch();
@@ -151,10 +155,17 @@ async function main(): Promise<void> {
     await cleanup();
   }
   const totalSeconds = (performance.now() - started) / 1000;
+  const results: RunResults = { machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, totalSeconds };
   const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
-  if (dump) writeFileSync(dump, JSON.stringify({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, totalSeconds }, null, 2));
-  const report = renderReport({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, totalSeconds });
-  process.stdout.write(`${summary({ machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, totalSeconds })}\n`);
+  if (dump) writeFileSync(dump, JSON.stringify(results, null, 2));
+  publish(results);
+}
+
+/** The console summary, then docs/benchmarks.md (whole, or the one section --only names) and the chart. */
+function publish(r: RunResults): void {
+  const { machine, doctor, audit, quotas, tiers, peers, scale } = r;
+  const report = renderReport(r);
+  process.stdout.write(`${summary(r)}\n`);
   const docs = resolve(import.meta.dirname, '..', 'docs');
   // The chart goes next to the report whenever the peers benchmark ran (the report links it).
   if (write && peers && !peers.skipped) writeFileSync(join(docs, PEERS_CHART), peersChart(peers));
@@ -170,7 +181,7 @@ async function main(): Promise<void> {
   const file = join(docs, 'benchmarks.md');
   if (write && !only) {
     writeFileSync(file, report);
-    log(`wrote ${file} (${Math.round(totalSeconds)} s in all)`);
+    log(`wrote ${file} (${Math.round(r.totalSeconds)} s in all)`);
   } else if (!write) {
     process.stdout.write(`\n${(only && sections[only]?.[1]) ?? report}`);
   } else if (only && sections[only]) {
