@@ -71,7 +71,7 @@ export async function runAuditBench(ds: Dataset, opts: { rounds: number; seconds
     for (const mode of MODES) {
       const gate = await createTenantGate({ config: configs[mode], gatewayUrl: ds.gatewayUrl, secret: ds.secret, poolSize: opts.concurrency, env: {} });
       keepConnections(gate.database.pool);
-      const gateway = await Gateway.create({ gate, secret: ds.secret, env: {}, audit: mode !== 'none', retention: false });
+      const gateway = await Gateway.create({ gate, secret: ds.secret, env: {}, audit: mode !== 'none', retention: false, quotas: false });
       const app = buildServer(gateway);
       await app.listen({ host: '127.0.0.1', port: 0 });
       const address = app.server.address();

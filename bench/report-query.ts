@@ -80,7 +80,8 @@ The gateway as a client sees it: API key, tenant resolution, authorization, plan
 statement, JSON out. Same data as section 1, with \`id\` added to the dataset's \`dimensions\` so a semantic
 query can filter on it. ${KEY_TENANTS} API keys (role \`analyst\`, read access), one per tenant, tenants spread over the table.
 The gateway runs in the benchmark's Node process: \`createTenantGate({ config, gatewayUrl, secret, poolSize: ${h.poolSize} })\` →
-\`Gateway.create\` → \`buildServer\` → \`listen\` on 127.0.0.1, connections kept open.
+\`Gateway.create\` (quotas off: benchmark 7 measures admission, benchmark 9 the gateway as shipped) → \`buildServer\` →
+\`listen\` on 127.0.0.1, connections kept open.
 `;
   if (h.skipped) return `${head}\n**Skipped:** ${h.skipped}. The SQL planner section below does not need it.\n`;
   const h1 = byKey(h, 'H1') as HttpVariantResult;

@@ -130,7 +130,9 @@ BENCH_SECONDS=2 BENCH_ROUNDS=1 npx tsx bench/run.ts --no-write   # a quick look
 
 The runner refuses any server but 127.0.0.1. \`--no-profile\` skips the profiled HTTP round, \`--json=FILE\` also writes the raw
 results, \`BENCH_WRK_THREADS\` sets wrk's threads (default 1). The HTTP benchmark needs \`wrk\` (installed with apt-get when
-missing and running as root, otherwise skipped with a note) and uses \`pgbench\` for its baseline.
+missing and running as root, otherwise skipped with a note) and uses \`pgbench\` for its baseline. Benchmark 9 also starts
+\`tenantgate serve\`, bench/peers/minimal.ts and PostGraphile 4.14 (a devDependency, bench/peers/postgraphile.ts) as processes of
+their own; \`--from-json=FILE\` rewrites this file from a \`--json\` dump without measuring again.
 Files: \`bench/run.ts\` (entry), \`bench/with-tenant.ts\` (benchmark 1), \`bench/pgbench.ts\`, \`bench/prototypes.ts\`
 (the D/E/F/H variants), \`bench/apply.ts\` (benchmark 2), \`bench/http.ts\` (benchmark 3), \`bench/wire.ts\` and
 \`bench/wire-pgbench.ts\` (recording the gateway's wire traffic, pgbench scripts from it), \`bench/profile.ts\` (the CPU profile),
