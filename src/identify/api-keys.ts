@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AccessLevel, Config } from '../config/types.ts';
-import type { Database } from '../db/database.ts';
+import { inTransaction, type Database } from '../db/database.ts';
 import { ident, literal } from '../db/sql.ts';
 import { tenantDatabase, tenantSchema } from '../tiers/location.ts';
 import { TenantGateError } from '../errors/index.ts';
@@ -129,9 +129,7 @@ export async function listApiKeys(db: Database, filter: { tenant?: string } = {}
 
 /** Revoke a key; its direct login (if any) is dropped and its open sessions ended. */
 export async function revokeApiKey(db: Database, keyId: string): Promise<KeyRecord> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
     const found = await client.query<KeyRecord>(
       `UPDATE tenantgate.api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1
        RETURNING key_id, tenant_id AS tenant, role, access, db_login, created_at::text, revoked_at::text`,
@@ -152,14 +150,8 @@ export async function revokeApiKey(db: Database, keyId: string): Promise<KeyReco
         await client.query(`DROP OWNED BY ${ident(record.db_login)}; DROP ROLE ${ident(record.db_login)}`);
       }
     }
-    await client.query('COMMIT');
     return record;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** Look a presented key up and compare its hash in constant time. Undefined for anything not valid. */
