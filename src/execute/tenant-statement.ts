@@ -7,8 +7,7 @@ import Query from 'pg/lib/query.js';
 // @ts-expect-error pg/lib/utils.js has no type declarations
 import pgUtils from 'pg/lib/utils.js';
 import { TenantGateError } from '../errors/index.ts';
-import { SETTING_MAC, SETTING_TENANT } from '../provision/names.ts';
-import { contextStatement, mapDatabaseError, type TenantContext } from './tenant-transaction.ts';
+import { CONTEXT_SETTINGS, contextForms, contextStatement, mapDatabaseError, type TenantContext } from './tenant-transaction.ts';
 
 interface WireConnection {
   parsedStatements: Record<string, string>;
@@ -65,10 +64,7 @@ class Batch extends QueryBase {
 }
 
 /** The context of a one-statement unit: the transaction's settings plus read-only (no BEGIN to carry it). */
-const CONTEXT = {
-  name: 'tenantgate_context_1',
-  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true), set_config('transaction_read_only', $5, true)`,
-};
+const CONTEXT = contextForms('tenantgate_context_1', `${CONTEXT_SETTINGS}, set_config('transaction_read_only', $5, true)`, 5);
 
 /** Prepared statements kept per connection for repeated plan texts; past this, statements go unnamed. */
 const MAX_NAMED_PER_CONNECTION = 256;

@@ -25,22 +25,32 @@ export interface TenantClient {
   release(): void;
 }
 
-/** search_path for the transaction (schema tier only): the tenant's own schema first, then what it was. */
-export const SEARCH_PATH = (n: number) => `set_config('search_path', $${n} || ', ' || current_setting('search_path'), true)`;
-
 /**
- * The context statement and its values, in two prepared forms: most tenants are pooled and keep the
- * session's search_path, so they send no search_path at all (and pgbench can replay it: no NULL).
+ * The context statement in its two prepared forms, made once: most tenants are pooled and keep the
+ * session's search_path, so they send no search_path at all (and pgbench can replay it: no NULL);
+ * a schema-tier tenant's puts its own schema first.
  */
-export function contextStatement(base: { name: string; text: string }, values: unknown[], searchPath: string | null): { name: string; text: string; values: unknown[] } {
-  if (searchPath === null) return { ...base, values };
-  return { name: `${base.name}_s`, text: `${base.text}, ${SEARCH_PATH(values.length + 1)}`, values: [...values, searchPath] };
+export interface ContextForms {
+  plain: { name: string; text: string };
+  schema: { name: string; text: string };
 }
 
-const CONTEXT_SQL = {
-  name: 'tenantgate_context',
-  text: `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true)`,
-};
+export function contextForms(name: string, text: string, params: number): ContextForms {
+  return {
+    plain: { name, text },
+    schema: { name: `${name}_s`, text: `${text}, set_config('search_path', $${params + 1} || ', ' || current_setting('search_path'), true)` },
+  };
+}
+
+/** The context statement for one transaction, with its values. */
+export function contextStatement(forms: ContextForms, values: unknown[], searchPath: string | null): { name: string; text: string; values: unknown[] } {
+  return searchPath === null ? { ...forms.plain, values } : { ...forms.schema, values: [...values, searchPath] };
+}
+
+/** The tenant context every transaction sets ($1 role, $2 tenant, $3 its MAC, $4 statement timeout), all transaction-local. */
+export const CONTEXT_SETTINGS = `SELECT set_config('role', $1, true), set_config('${SETTING_TENANT}', $2, true), set_config('${SETTING_MAC}', $3, true), set_config('statement_timeout', $4, true)`;
+
+const CONTEXT_SQL = contextForms('tenantgate_context', CONTEXT_SETTINGS, 4);
 
 /**
  * Sent at the end of every transaction (pipelined with COMMIT: no extra round trip). Session-
