@@ -4,33 +4,15 @@
  * only, by every filter and path; the gateway cannot edit the trail; retention keeps chains
  * verifiable; durable mode writes the record in the request's own transaction.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvents, appendStatement, pruneAudit, verifyChains } from '../../src/audit/store.ts';
 import type { AuditEvent } from '../../src/audit/event.ts';
 import { createTenantGate } from '../../src/gate.ts';
-import { main } from '../../src/cli/main.ts';
 import { BACKENDS, createFixture, fixture, gatewayUrl, type Fixture } from '../support/backends.ts';
 import { serve, type Served } from '../http/support.ts';
+import { runCli } from '../support/cli.ts';
 
 const Q = { dataset: 'orders', dimensions: ['region'], metrics: ['revenue'] };
-
-/** Run the CLI in-process against a server fixture (the CLI opens database.url itself). */
-async function cli(fx: Fixture, args: string[]): Promise<{ code: number; out: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tg-audit-cli-'));
-  writeFileSync(join(dir, 'tenantgate.yaml'), fixture('seed003.yaml'));
-  const out: string[] = [];
-  const code = await main(['--config', join(dir, 'tenantgate.yaml'), ...args], {
-    stdout: (t) => out.push(t),
-    stderr: (t) => out.push(t),
-    env: { TG_TEST_DB: fx.url, TG_TEST_PREFIX: fx.prefix, TENANTGATE_SECRET: fx.secret.toString() },
-    cwd: dir,
-    isTTY: false,
-  });
-  return { code, out: out.join('') };
-}
 
 async function trail(fx: Fixture, where = 'true'): Promise<AuditEvent[]> {
   const r = await fx.db.query<{ event: string }>(`SELECT event FROM tenantgate.audit_log WHERE ${where} ORDER BY tenant, seq`);
@@ -154,7 +136,7 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
     expect(await problems()).toEqual([`edited ${a!.seq}`]);
     // The CLI says the same, naming the record and its request, and exits 1 (it opens database.url itself: server only).
     if (kind === 'postgres') {
-      const r = await cli(fx, ['audit', 'verify', '--tenant', 'globex_inc']);
+      const r = await runCli(fx, ['audit', 'verify', '--tenant', 'globex_inc']);
       expect(r.code, r.out).toBe(1);
       expect(r.out).toContain(`EDITED tenant globex_inc seq ${a!.seq} (request ${a!.id})`);
     }
@@ -254,7 +236,7 @@ describe.each(BACKENDS)('audit trail on %s', (kind) => {
     });
 
     it.skipIf(kind === 'pglite')('tenantgate audit --json prints the events SPEC names (server: the CLI opens database.url itself)', async () => {
-      const r = await cli(fx, ['--json', 'audit', '--tenant', 'globex_inc', '--code', 'SQL_FORBIDDEN']);
+      const r = await runCli(fx, ['--json', 'audit', '--tenant', 'globex_inc', '--code', 'SQL_FORBIDDEN']);
       expect(r.code, r.out).toBe(0);
       const doc = JSON.parse(r.out) as { events: Array<Record<string, unknown>> };
       expect(doc.events.length).toBeGreaterThan(0);

@@ -1,27 +1,12 @@
 /** `tenantgate tenant quotas`: show, change and drop runtime quota changes (the CLI opens database.url itself: server). */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.ts';
 import { createFixture, fixture, SERVER_URL } from '../support/backends.ts';
+import { runCli } from '../support/cli.ts';
 
 describe.skipIf(!SERVER_URL)('tenantgate tenant quotas', () => {
   it('shows the quotas in force with their source, changes them at runtime and drops the change', async () => {
     const fx = await createFixture('postgres', { sql: fixture('seed003.sql') });
-    const dir = mkdtempSync(join(tmpdir(), 'tg-quota-cli-'));
-    writeFileSync(join(dir, 'tenantgate.yaml'), fixture('seed003.yaml'));
-    const run = async (...args: string[]) => {
-      const out: string[] = [];
-      const code = await main(['--config', join(dir, 'tenantgate.yaml'), ...args], {
-        stdout: (t) => out.push(t),
-        stderr: (t) => out.push(t),
-        env: { TG_TEST_DB: fx.url, TG_TEST_PREFIX: fx.prefix, TENANTGATE_SECRET: fx.secret.toString() },
-        cwd: dir,
-        isTTY: false,
-      });
-      return { code, out: out.join('') };
-    };
+    const run = (...args: string[]) => runCli(fx, args);
     try {
       const set = await run('--json', 'tenant', 'quotas', 'acme_corp', '--set', 'burst=7', '--set', 'concurrent_queries=3');
       expect(set.code, set.out).toBe(0);
