@@ -46,9 +46,20 @@ export class AuditSink {
     this.timer.unref();
   }
 
-  /** Queue one event; resolves at once unless the buffer is full (then when there is room, or it was dropped). */
-  async record(event: AuditEvent): Promise<void> {
-    if (this.buffer.length >= this.o.bufferLimit) this.stats.waited++;
+  /**
+   * Queue one event. Returns nothing when there was room (the common case costs no promise), else a
+   * promise of when there is room, or the event was dropped.
+   */
+  record(event: AuditEvent): Promise<void> | undefined {
+    if (this.buffer.length < this.o.bufferLimit) {
+      this.push(event);
+      return undefined;
+    }
+    this.stats.waited++;
+    return this.recordWhenRoom(event);
+  }
+
+  private async recordWhenRoom(event: AuditEvent): Promise<void> {
     // Loop: another waiter may have taken the room this one was woken for.
     while (this.buffer.length >= this.o.bufferLimit) {
       this.stats.waiting++;
@@ -60,6 +71,10 @@ export class AuditSink {
         return;
       }
     }
+    this.push(event);
+  }
+
+  private push(event: AuditEvent): void {
     this.buffer.push(event);
     this.stats.buffered = this.buffer.length;
     if (this.buffer.length > this.stats.peak) this.stats.peak = this.buffer.length;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import { NO_TENANT, type AuditEvent } from './event.ts';
 
@@ -19,7 +19,7 @@ const sha256 = (...parts: Array<Buffer | string>) => {
  */
 function appendArgs(events: AuditEvent[]): unknown[] {
   const texts = events.map((e) => JSON.stringify(e));
-  return [events.map((e) => e.tenant).join('\n'), events.map((e) => e.at).join('\n'), texts.join('\n'), texts.map((t) => sha256(t).toString('hex')).join('\n')];
+  return [events.map((e) => e.tenant).join('\n'), events.map((e) => e.at).join('\n'), texts.join('\n'), texts.map((t) => hash('sha256', t, 'hex')).join('\n')];
 }
 
 const APPEND = `SELECT tenantgate.audit_append(string_to_array($1, E'\\n'), string_to_array($2, E'\\n')::timestamptz[], string_to_array($3, E'\\n'), ARRAY(SELECT decode(d, 'hex') FROM unnest(string_to_array($4, E'\\n')) d)) AS n`;

@@ -14,6 +14,7 @@ import { Identifier, type Credentials } from '../identify/identify.ts';
 import { createJwtVerifier } from '../identify/jwt.ts';
 import type { Principal } from '../identify/principal.ts';
 import { GatewayMetrics } from '../observe/metrics.ts';
+import type { RequestLog } from '../observe/request-log.ts';
 import { Admission, openBuckets, type Permit } from '../quota/admit.ts';
 import { QuotaBook, setQuotas } from '../quota/quota-book.ts';
 import { StorageMeter } from '../quota/storage.ts';
@@ -85,6 +86,8 @@ export interface GatewayOptions {
   audit?: boolean;
   /** false: admit everything (no rate, concurrency or storage check). Only for measuring what the limiter costs (bench/noisy.ts). */
   quotas?: boolean;
+  /** Where each request's log line goes; default `logger.info(…, 'request')`. serve formats it itself (src/observe/request-log.ts). */
+  requestLog?: RequestLog;
 }
 
 /**
@@ -102,6 +105,8 @@ export class Gateway {
   readonly moves: MoveRunner;
   /** Whether admit applies quotas (GatewayOptions.quotas). */
   limiting = true;
+  /** Each request's log line (GatewayOptions.requestLog). */
+  requestLog: RequestLog = (f) => this.log.info(f, 'request');
   private retentionTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -190,6 +195,7 @@ export class Gateway {
     const gateway = new Gateway(gate.config, gate, identifier, catalog, options.logger ?? pino({ level: 'silent' }), env, writer, options.secret, options.audit !== false);
     if (options.retention !== false) gateway.startRetention();
     gateway.limiting = options.quotas !== false;
+    if (options.requestLog) gateway.requestLog = options.requestLog;
     const refresh = gate.config.effective.quota_refresh;
     const warn = (what: string) => (err: unknown) => gateway.log.warn({ err: (err as Error)?.message }, `${what} failed; will retry`);
     await gateway.admission.book.refresh().catch(warn('reading runtime quota changes'));
@@ -498,8 +504,10 @@ export class Gateway {
       this.security.emit({ at: event.at, request_id: event.request_id, code: code as string, tenant: event.tenant, principal: event.principal, endpoint: event.endpoint, named_tenant: event.named_tenant, client: event.client });
     }
     let failure: TenantGateError | undefined;
-    if (this.audit) await this.audit.record(event);
-    else if (this.auditing && !rec.audited) {
+    if (this.audit) {
+      const full = this.audit.record(event);
+      if (full) await full;
+    } else if (this.auditing && !rec.audited) {
       try {
         // The requests' pool, not the batch writer's single connection: every durable answer waits on this.
         await appendEvents(this.gate.database, [event]);
@@ -509,7 +517,7 @@ export class Gateway {
       }
     }
     rec.timings.mark('audit');
-    this.log.info({ request_id: rec.id, tenant: event.tenant, principal: event.principal, endpoint: event.endpoint, status, code, ms: event.duration_ms, rows: event.rows }, 'request');
+    this.requestLog({ request_id: rec.id, tenant: event.tenant, principal: event.principal, endpoint: event.endpoint, status, code, ms: event.duration_ms, rows: event.rows });
     return failure;
   }
 

@@ -4,6 +4,7 @@ import type { TenantGate } from '../../gate.ts';
 import { Gateway } from '../../gateway/gateway.ts';
 import { buildServer } from '../../http/server.ts';
 import { lineBuffer } from '../../observe/line-buffer.ts';
+import { requestLog } from '../../observe/request-log.ts';
 import type { CliIO } from '../io.ts';
 
 export interface Serving {
@@ -17,8 +18,9 @@ export async function serveGateway(io: CliIO, config: Config, gate: TenantGate, 
   // Written in batches (src/observe/line-buffer.ts), flushed at shutdown and on exit.
   const lines = lineBuffer((text) => io.stdout(text));
   process.once('exit', () => lines.flush());
-  const logger = pino({ level: io.env['TENANTGATE_LOG_LEVEL'] ?? 'info', base: { service: 'tenantgate' } }, { write: (line: string) => lines.write(line) });
-  const gateway = await Gateway.create({ gate, secret, env: io.env, logger });
+  const base = { service: 'tenantgate' };
+  const logger = pino({ level: io.env['TENANTGATE_LOG_LEVEL'] ?? 'info', base }, { write: (line: string) => lines.write(line) });
+  const gateway = await Gateway.create({ gate, secret, env: io.env, logger, requestLog: logger.isLevelEnabled('info') ? requestLog((line) => lines.write(line), base) : () => {} });
   const app = buildServer(gateway);
   const host = options.host ?? config.effective.server.host;
   const port = options.port ?? config.effective.server.port;
