@@ -4,6 +4,8 @@ import type pg from 'pg';
 // (pinned: pg ^8.23). Used only on a PostgreSQL server; PGlite takes the transaction path.
 // @ts-expect-error pg/lib/query.js has no type declarations
 import Query from 'pg/lib/query.js';
+// @ts-expect-error pg/lib/result.js has no type declarations
+import Result from 'pg/lib/result.js';
 // @ts-expect-error pg/lib/utils.js has no type declarations
 import pgUtils from 'pg/lib/utils.js';
 import { TenantGateError } from '../errors/index.ts';
@@ -25,10 +27,15 @@ interface Statement {
   values: unknown[];
 }
 
-const QueryBase = Query as unknown as new (config: pg.QueryConfig) => {
+const QueryBase = Query as unknown as new (text: string) => {
   prepare(connection: WireConnection): void;
   callback?: (err: Error | null, res: unknown) => void;
+  queryMode?: string;
+  _rowMode?: string;
+  _result: unknown;
+  _results: unknown;
 };
+const ResultClass = Result as new (rowMode?: string, types?: unknown) => unknown;
 
 /**
  * Parse (first time per connection)/Bind/Describe/Execute for each statement, then ONE Sync:
@@ -40,8 +47,15 @@ class Batch extends QueryBase {
     private readonly statements: Statement[],
     rowMode?: 'array',
   ) {
+    // A text, not a config object: pg copies a config through its property descriptors, a few µs on
+    // every request. What a config would have set is set here instead.
+    super('tenantgate batch');
     // queryMode 'extended' makes pg call prepare(); a name would be recorded as a prepared statement that never exists.
-    super({ text: 'tenantgate batch', queryMode: 'extended', values: [], ...(rowMode ? { rowMode } : {}) } as pg.QueryConfig);
+    this.queryMode = 'extended';
+    if (rowMode) {
+      this._rowMode = rowMode;
+      this._result = this._results = new ResultClass(rowMode);
+    }
   }
 
   /** Named statements this batch parses: recorded as prepared only once the server accepted the batch. */

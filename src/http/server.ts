@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { ERROR_CODES, TenantGateError, isTenantGateError } from '../errors/index.ts';
 import type { Gateway, GatewayRequest, RequestRecord } from '../gateway/gateway.ts';
@@ -14,7 +14,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The pipeline's record of this request (absent for health, metrics and the OpenAPI document). */
     tg: RequestRecord | null;
-    tgError: TenantGateError | null;
   }
 }
 
@@ -36,8 +35,8 @@ function endpointOf(req: FastifyRequest): string {
 /**
  * Fastify adapter for the gateway: routes, error mapping, request ids. Every request but the
  * infrastructure endpoints gets a record (onRequest) that the pipeline fills and that is ended
- * (audit, metrics, security events) before the answer leaves (onSend), with Server-Timing on
- * every answer, errors included.
+ * (audit, metrics, security events) before the answer leaves (`answer`: from the endpoint, the
+ * error handler or the not-found handler), with Server-Timing on every answer, errors included.
  */
 export function buildServer(gateway: Gateway, options: ServerOptions = {}): FastifyInstance {
   const config = gateway.config;
@@ -61,7 +60,6 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   // Node's own header deadline (default 60 s) is the one a header-dripping client meets first.
   app.server.headersTimeout = options.requestTimeoutMs ?? 10_000;
   app.decorateRequest('tg', null);
-  app.decorateRequest('tgError', null);
 
   const tenantHeader = config.effective.identity.tenant_header;
   const gwRequest = (req: FastifyRequest): GatewayRequest => ({
@@ -78,50 +76,67 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     return r;
   };
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Callback-style hooks and no onSend hook: an async hook is a promise and a tick on every request.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
     const path = req.url.split('?')[0] as string;
     if (!UNAUDITED.has(path)) req.tg = gateway.begin({ id: req.id, endpoint: endpointOf(req), client: req.ip ?? null, req: gwRequest(req) });
+    done();
   });
 
-  // Ends the record before the answer leaves: in durable mode the answer waits for its audit record.
-  app.addHook('onSend', async (req, reply, payload) => {
+  /**
+   * End the request's record, then answer: in durable mode the answer waits for its audit record,
+   * and a record that could not be written turns it into DB_UNAVAILABLE. Every audited answer
+   * (success, error, not found) leaves through here, with Server-Timing.
+   */
+  const answer = async (req: FastifyRequest, reply: FastifyReply, status: number, body: unknown, error?: TenantGateError) => {
     const r = req.tg;
-    if (!r) return payload;
-    req.tg = null; // once, whatever happens next
-    if (req.params && (req.params as { tenant?: string }).tenant !== undefined) r.req.path ??= (req.params as { tenant?: string }).tenant;
-    const failure = await gateway.finish(r, reply.statusCode, req.tgError ?? undefined);
-    reply.header('server-timing', r.timings.header());
-    if (r.permit && !req.tgError) for (const [k, v] of Object.entries(r.permit.headers)) reply.header(k, v);
-    if (failure) {
-      reply.code(failure.status);
-      reply.header('content-type', 'application/json; charset=utf-8');
-      return JSON.stringify(errorBody(failure));
+    if (r) {
+      req.tg = null; // once, whatever happens next
+      if (req.params && (req.params as { tenant?: string }).tenant !== undefined) r.req.path ??= (req.params as { tenant?: string }).tenant;
+      const failure = await gateway.finish(r, status, error);
+      reply.header('server-timing', r.timings.header());
+      if (r.permit && !error) for (const [k, v] of Object.entries(r.permit.headers)) reply.header(k, v);
+      if (failure) return reply.code(failure.status).send(errorBody(failure));
     }
-    return payload;
-  });
+    return reply.code(status).send(body);
+  };
+  /** A pipeline endpoint: its answer (200 unless it says otherwise) goes out through `answer`; a throw goes to the error handler. */
+  const endpoint =
+    (fn: (req: FastifyRequest) => Promise<unknown>, status?: (body: unknown) => { status: number; body: unknown }) =>
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      const out = await fn(req);
+      const a = status ? status(out) : { status: 200, body: out };
+      return answer(req, reply, a.status, a.body);
+    };
 
   for (const prefix of ['/v1', '/v1/tenants/:tenant']) {
-    app.post(`${prefix}/query`, async (req) => gateway.semantic(rec(req), req.body));
-    app.post(`${prefix}/queries`, async (req) => {
-      const body = req.body as { async?: unknown } | undefined;
-      if (body && typeof body === 'object' && body.async === true) throw new TenantGateError('QUERY_INVALID', 'async queries are not available yet; send "async": false or omit it');
-      return gateway.sql(rec(req), req.body);
-    });
-    app.get(`${prefix}/datasets`, async (req) => gateway.datasets(rec(req)));
-    app.get(`${prefix}/tenant`, async (req) => gateway.tenant(rec(req)));
-    app.get(`${prefix}/audit`, async (req) => gateway.auditTrail(rec(req), req.query));
+    app.post(`${prefix}/query`, endpoint((req) => gateway.semantic(rec(req), req.body)));
+    app.post(
+      `${prefix}/queries`,
+      endpoint(async (req) => {
+        const body = req.body as { async?: unknown } | undefined;
+        if (body && typeof body === 'object' && body.async === true) throw new TenantGateError('QUERY_INVALID', 'async queries are not available yet; send "async": false or omit it');
+        return gateway.sql(rec(req), req.body);
+      }),
+    );
+    app.get(`${prefix}/datasets`, endpoint((req) => gateway.datasets(rec(req))));
+    app.get(`${prefix}/tenant`, endpoint((req) => gateway.tenant(rec(req))));
+    app.get(`${prefix}/audit`, endpoint((req) => gateway.auditTrail(rec(req), req.query)));
   }
-  app.get('/v1/admin/audit', async (req) => gateway.adminAudit(rec(req), req.query));
-  app.get('/v1/admin/tenants/:id/quotas', async (req) => gateway.adminQuotas(rec(req), (req.params as { id?: string }).id));
-  app.patch('/v1/admin/tenants/:id/quotas', async (req) => gateway.setAdminQuotas(rec(req), (req.params as { id?: string }).id, req.body));
-  app.get('/v1/admin/tenants/:id/move', async (req) => gateway.adminMove(rec(req), (req.params as { id?: string }).id));
-  app.post('/v1/admin/tenants/:id/move', async (req, reply) => {
-    const r = await gateway.startMove(rec(req), (req.params as { id?: string }).id, req.body);
-    reply.code(r.status);
-    return r.body;
-  });
-  app.delete('/v1/admin/tenants/:id/move', async (req) => gateway.abortMove(rec(req), (req.params as { id?: string }).id));
+  const id = (req: FastifyRequest) => (req.params as { id?: string }).id;
+  app.get('/v1/admin/audit', endpoint((req) => gateway.adminAudit(rec(req), req.query)));
+  app.get('/v1/admin/tenants/:id/quotas', endpoint((req) => gateway.adminQuotas(rec(req), id(req))));
+  app.patch('/v1/admin/tenants/:id/quotas', endpoint((req) => gateway.setAdminQuotas(rec(req), id(req), req.body)));
+  app.get('/v1/admin/tenants/:id/move', endpoint((req) => gateway.adminMove(rec(req), id(req))));
+  app.post(
+    '/v1/admin/tenants/:id/move',
+    endpoint(
+      (req) => gateway.startMove(rec(req), id(req), req.body),
+      (r) => r as { status: number; body: unknown },
+    ),
+  );
+  app.delete('/v1/admin/tenants/:id/move', endpoint((req) => gateway.abortMove(rec(req), id(req))));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {
@@ -145,15 +160,13 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
 
   app.setNotFoundHandler((req, reply) => {
     const e = new TenantGateError('NOT_FOUND', 'no such endpoint');
-    req.tgError = e;
-    return reply.code(404).send(errorBody(e));
+    return answer(req, reply, 404, errorBody(e), e);
   });
   app.setErrorHandler((err, req, reply) => {
     const e = toTenantGateError(err);
-    req.tgError = e;
     if (e.code === 'INTERNAL') req.log.error({ err }, 'internal error');
     for (const [k, v] of Object.entries(e.headers ?? {})) reply.header(k, v);
-    return reply.code(e.status).send(errorBody(e));
+    return answer(req, reply, e.status, errorBody(e), e);
   });
   app.addHook('onClose', async () => gateway.close());
   return app;
