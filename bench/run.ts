@@ -10,7 +10,8 @@
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
  *   --from-json=FILE     measure nothing: write the report (or the --only section) from such a file
- *   BENCH_SECONDS, BENCH_ROUNDS   length and number of interleaved rounds (5 s × 3)
+ *   BENCH_SECONDS, BENCH_ROUNDS   length and number of interleaved rounds (4 s × 3)
+ *   BENCH_PEERS_C        concurrencies of benchmark 9, comma-separated (default 1,4,16,32)
  *   BENCH_WRK_THREADS    wrk threads for the HTTP benchmark (default 1: wrk, the gateway and the server share the CPUs)
  */
 import { randomBytes } from 'node:crypto';
@@ -42,7 +43,7 @@ if (only && !BENCHMARKS.includes(only)) {
 const write = !args.has('--no-write');
 const profile = !args.has('--no-profile');
 const WRK_THREADS = Number(process.env['BENCH_WRK_THREADS'] ?? 1);
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const CONCURRENCY = 8;
 
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
           });
         }
         if (!only || only === 'peers') {
-          peers = await runPeersBench(ds, machine.pgbench, join(tmp, 'peers'), { rounds: ROUNDS, seconds: SECONDS, concurrencies: process.env["BENCH_PEERS_C"] ? process.env["BENCH_PEERS_C"].split(",").map(Number) : PEERS_CONCURRENCY, poolSize: 16, wrkThreads: WRK_THREADS, profile });
+          peers = await runPeersBench(ds, machine.pgbench, join(tmp, 'peers'), { rounds: ROUNDS, seconds: SECONDS, concurrencies: process.env['BENCH_PEERS_C'] ? process.env['BENCH_PEERS_C'].split(',').map(Number) : PEERS_CONCURRENCY, poolSize: 16, wrkThreads: WRK_THREADS, profile });
         }
         if (!only || only === 'audit') {
           audit = await runAuditBench(ds, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });

@@ -312,8 +312,8 @@ async function runRouting(scratch: Scratch, secret: Buffer, o: { rounds: number;
     const p50s: number[][] = [[], []];
     const targets = [pooled, tiers];
     for (let k = 0; k < 2; k++) await runWrk(wrk.path, scripts[k]!, `${targets[k]!.url}/v1/query`, { threads: o.wrkThreads, connections: o.concurrency, seconds: 2 });
-    // Two variants on a shared 2-core box move a lot from round to round: at least 7 alternating rounds.
-    const rounds = Math.max(o.rounds, 7);
+    // Two variants on a shared 2-core box move a lot from round to round: at least 5 alternating rounds.
+    const rounds = Math.max(o.rounds, 5);
     for (let round = 0; round < rounds; round++) {
       for (let j = 0; j < 2; j++) {
         const k = (j + round) % 2;

@@ -207,11 +207,12 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--chunk-rows <n>', 'rows per copy chunk (default 100000; 20000 embedded)')
     .action(async (id: string, opts: { tier?: string; placement?: string; dryRun?: boolean; abort?: boolean; status?: boolean; grace?: string; chunkRows?: string }) => {
       const { runMoveCommand, formatMove } = await import('./commands/move.ts');
+      const { moveReportJson } = await import('../tiers/move/move.ts');
       if (!opts.tier && !opts.abort && !opts.status) throw new TenantGateError('USAGE', 'tenant move needs --tier (or --abort, --status)');
       const config = await withConfig(io, globals());
       if (!config.tenants.has(id)) throw new TenantGateError('TENANT_UNKNOWN', `no tenant "${id}" in the configuration`);
       const result = await withOwnerDb(config, (db) => runMoveCommand(io, config, db, loadServerSecret(config, io.env), id, opts), 6);
-      if (globals().json) printJson(io, result);
+      if (globals().json) printJson(io, result.report ? { ...result, report: moveReportJson(result.report) } : result);
       else io.stdout(formatMove(result, id));
     });
 

@@ -26,6 +26,7 @@ import { resolveTenant, type TenantNames } from '../tenancy/resolve-tenant.ts';
 import { ALL_TENANTS } from '../tenancy/tenant-id.ts';
 import { Timings } from './timings.ts';
 import { MoveRunner } from './moves.ts';
+import { moveReportJson } from '../tiers/move/move.ts';
 
 export { sqlQuerySchema } from '../plan/planner.ts';
 
@@ -374,7 +375,7 @@ export class Gateway {
       throw isTenantGateError(err) ? err : toGatewayError(err);
     });
     rec.timings.mark('execute');
-    return r.dryRun ? { status: 200, body: { tenant: t.id, plan: r.report } } : { status: 202, body: { tenant: t.id, move: r.move } };
+    return r.dryRun ? { status: 200, body: { tenant: t.id, plan: moveReportJson(r.report) } } : { status: 202, body: { tenant: t.id, move: r.move } };
   }
 
   /** DELETE /v1/admin/tenants/{id}/move: abandon an unfinished move before its cut-over. */

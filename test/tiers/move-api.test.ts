@@ -41,6 +41,8 @@ describe.each(BACKENDS)('tenant move over the admin API on %s', (kind) => {
     const dry = await s.post(path, { tier: 'database', dry_run: true }, ops);
     expect(dry.status).toBe(200);
     expect(dry.json.plan.rows).toBe(2_000);
+    expect(dry.json.plan).toMatchObject({ dry_run: true, copy_seconds: expect.any(Number), rows_per_second: expect.any(Number), phase_ms: expect.any(Object) });
+    expect(Object.keys(dry.json.plan).filter((k) => /[A-Z]/.test(k))).toEqual([]);
     expect((await s.get(path, ops)).json).toMatchObject({ tenant: 'globex_inc', location: { tier: 'pooled' }, move: null, running: false });
   });
 

@@ -66,6 +66,12 @@ export interface MoveReport {
   phaseMs: Partial<Record<Phase, number>>;
 }
 
+/** A report as JSON (CLI --json, the admin API's dry run): snake_case like every other JSON tenantgate writes. */
+export function moveReportJson(r: MoveReport) {
+  const { dryRun, copySeconds, rowsPerSecond, pauseMs, phaseMs, ...rest } = r;
+  return { ...rest, dry_run: dryRun, copy_seconds: copySeconds, rows_per_second: rowsPerSecond, pause_ms: pauseMs, phase_ms: phaseMs };
+}
+
 /** The seal is a lease: a mover that dies holding it stops pausing the tenant's writes after this long. */
 const SEAL_SECONDS = 10;
 /** Catch-up stops once the backlog is this small: the rest is replayed while sealed. */
