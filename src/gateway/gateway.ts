@@ -123,6 +123,7 @@ export class Gateway {
     private readonly auditing = true,
   ) {
     this.planner = new QueryPlanner(config, catalog);
+    this.tables = new Map(config.datasets.map((d) => [d.name, `${d.schema}.${d.table}`]));
     this.moves = new MoveRunner(config, gate, secret, env, log);
     const a = config.effective.audit;
     const pool = gate.database.pool;
@@ -457,11 +458,24 @@ export class Gateway {
     return { events, next: events.length === f.limit && last ? cursorOf(last) : null };
   }
 
+  /** Dataset name → `schema.table`, for the audit event (made once: every request's event names its tables). */
+  private readonly tables: Map<string, string>;
+
+  private tablesOf(datasets: string[]): string[] {
+    const out: string[] = [];
+    for (const name of datasets) {
+      const t = this.tables.get(name);
+      if (t !== undefined) out.push(t);
+    }
+    return out;
+  }
+
   /** The audit event of a request that ended with `status` (and `code` when it failed). */
   event(rec: RequestRecord, status: number, code: ErrorCode | null): AuditEvent {
     const p = rec.principal;
     const tenant = rec.tenant ? rec.tenant.id : rec.tenant === null ? NO_TENANT : p && p.tenants.length === 1 ? (p.tenants[0] as string) : NO_TENANT;
-    const named = [rec.req.header, rec.req.path].find((n) => n !== undefined && n !== tenant) ?? null;
+    const { header, path } = rec.req;
+    const named = header !== undefined && header !== tenant ? header : path !== undefined && path !== tenant ? path : null;
     const plan = rec.plan;
     const executed = rec.rows !== undefined && plan !== undefined;
     return {
@@ -476,7 +490,7 @@ export class Gateway {
       // Only what the request itself sent, and only when it is not the tenant acted for.
       named_tenant: typeof named === 'string' ? named.slice(0, 64) : null,
       datasets: plan?.datasets ?? [],
-      tables: plan ? plan.datasets.map((name) => this.catalog.config.datasets.find((d) => d.name === name)).flatMap((d) => (d ? [`${d.schema}.${d.table}`] : [])) : [],
+      tables: plan ? this.tablesOf(plan.datasets) : [],
       sql: plan?.normalized ?? null,
       fingerprint: plan?.fingerprint ?? null,
       rows: rec.rows ?? null,
