@@ -213,13 +213,14 @@ export class Gateway {
   }
 
   /** identify alone (for /metrics). */
-  identify(req: GatewayRequest): Promise<Principal> {
+  async identify(req: GatewayRequest): Promise<Principal> {
     return this.identifier.identify(req);
   }
 
   async caller(rec: RequestRecord): Promise<Caller> {
     const t = rec.timings;
-    rec.principal = await this.identifier.identify(rec.req);
+    const p = this.identifier.identify(rec.req);
+    rec.principal = p instanceof Promise ? await p : p;
     t.mark('identify');
     const { tenant, source } = resolveTenant(this.config, rec.principal, rec.req);
     rec.tenant = tenant;
@@ -231,7 +232,8 @@ export class Gateway {
   /** admit(ctx) → Permit: rate limits, then (for work on the database) a concurrency slot. */
   private async admit(rec: RequestRecord, c: Caller, slot: boolean): Promise<void> {
     if (!this.limiting) return;
-    rec.permit = await this.admission.admit(c.principal, c.tenant, { slot });
+    const permit = this.admission.admit(c.principal, c.tenant, { slot });
+    rec.permit = permit instanceof Promise ? await permit : permit;
     rec.timings.mark('admit');
   }
 

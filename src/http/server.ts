@@ -44,6 +44,9 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     loggerInstance: gateway.log as FastifyBaseLogger,
     // One log line per request comes from the gateway (with tenant and principal): Fastify's own are off.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request (a pino child is an allocation and a bindings serialisation on
+    // every request); the one line that logs from a request names its request id itself.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: options.bodyLimit ?? config.effective.server.body_limit_bytes,
     requestTimeout: options.requestTimeoutMs ?? 10_000,
     connectionTimeout: options.requestTimeoutMs ?? 10_000,
@@ -164,7 +167,7 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   });
   app.setErrorHandler((err, req, reply) => {
     const e = toTenantGateError(err);
-    if (e.code === 'INTERNAL') req.log.error({ err }, 'internal error');
+    if (e.code === 'INTERNAL') req.log.error({ err, request_id: req.id }, 'internal error');
     for (const [k, v] of Object.entries(e.headers ?? {})) reply.header(k, v);
     return answer(req, reply, e.status, errorBody(e), e);
   });

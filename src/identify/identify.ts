@@ -36,7 +36,19 @@ export class Identifier {
     private readonly jwt?: JwtVerifier,
   ) {}
 
-  async identify(creds: Credentials): Promise<Principal> {
+  /**
+   * The caller's principal: at once for a key verified in the last few seconds (no promise on the
+   * common path), else a promise. A refusal is always a rejected promise, never a throw at the call.
+   */
+  identify(creds: Credentials): Principal | Promise<Principal> {
+    try {
+      return this.principalOf(creds);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private principalOf(creds: Credentials): Principal | Promise<Principal> {
     let token = creds.apiKey;
     if (!token && creds.authorization) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(creds.authorization);
@@ -52,7 +64,7 @@ export class Identifier {
     throw new TenantGateError('AUTH_INVALID', 'the credential is not an API key or a JWT');
   }
 
-  private async apiKey(key: string): Promise<Principal> {
+  private apiKey(key: string): Principal | Promise<Principal> {
     if (!this.config.effective.identity.api_keys) throw new TenantGateError('AUTH_INVALID', 'API keys are not accepted by this gateway');
     const m = KEY_PATTERN.exec(key);
     if (!m) throw new TenantGateError('AUTH_INVALID', 'malformed API key');
@@ -64,6 +76,11 @@ export class Identifier {
       if (timingSafeEqual(cached.key, presented)) return cached.principal;
       throw new TenantGateError('AUTH_INVALID', 'unknown or revoked API key');
     }
+    return this.lookUp(key, keyId, presented);
+  }
+
+  /** A key not verified lately: its hash from the database, compared in constant time. */
+  private async lookUp(key: string, keyId: string, presented: Buffer): Promise<Principal> {
     const expected = hashApiKey(this.secret, key);
     const r = await this.db.query(`SELECT hash, tenant_id, role, access, revoked FROM tenantgate.lookup_key($1)`, [keyId]);
     const row = r.rows[0];

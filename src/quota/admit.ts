@@ -67,13 +67,26 @@ export class Admission {
     return tenant ? this.book.quotas(tenant) : (this.config.effective.defaults.quotas as Quotas);
   }
 
-  async admit(principal: Principal, tenant: Tenant | null, options: { slot: boolean }): Promise<Permit> {
+  /**
+   * The request's permit. Synchronous when nothing has to wait (the in-process limiter, a free
+   * slot): a promise per request and per bucket was most of what admission cost.
+   */
+  admit(principal: Principal, tenant: Tenant | null, options: { slot: boolean }): Permit | Promise<Permit> {
     const q = this.quotasFor(tenant);
     // The key's own bucket first: a refused key spends nothing of its tenant's.
     const buckets = [{ key: `k:${principal.kind}:${principal.id}`, spec: { ratePerMin: q.key_requests_per_minute ?? q.requests_per_minute, burst: q.key_burst ?? q.burst } }];
     // Platform callers are held to their key's bucket only: reading a tenant for support must not spend its quota.
     if (tenant && principal.access !== 'platform') buckets.push({ key: `t:${tenant.id}`, spec: { ratePerMin: q.requests_per_minute, burst: q.burst } });
-    const decisions: Decision[] = await this.buckets.takeAll(buckets);
+    try {
+      const decisions = this.buckets.takeAll(buckets);
+      return decisions instanceof Promise ? decisions.then((d) => this.afterRate(d, principal, tenant, q, options)) : this.afterRate(decisions, principal, tenant, q, options);
+    } catch (err) {
+      // A refusal is always a rejected promise, never a throw at the call.
+      return Promise.reject(err);
+    }
+  }
+
+  private afterRate(decisions: Decision[], principal: Principal, tenant: Tenant | null, q: Quotas, options: { slot: boolean }): Permit | Promise<Permit> {
     const refused = decisions.find((d) => !d.allowed);
     const shown = refused ?? decisions.reduce((a, b) => (b.remaining < a.remaining ? b : a));
     const headers = { 'ratelimit-limit': String(shown.limit), 'ratelimit-remaining': String(shown.remaining), 'ratelimit-reset': String(shown.resetS) };
@@ -87,10 +100,13 @@ export class Admission {
     const key = tenant ? `t:${tenant.id}` : `p:${principal.id}`;
     // Never more of the pool than the tenant's share, whatever concurrent_queries says.
     const limit = Math.max(1, Math.min(q.concurrent_queries, Math.floor(this.config.effective.server.pool_size * this.config.effective.server.tenant_pool_share)));
-    const release = await this.slots.acquire(key, limit, q.queue_timeout_ms);
-    if (!release) throw new TenantGateError('CONCURRENCY_LIMITED', `more than ${limit} queries in flight for this tenant`, { headers: { ...headers, 'retry-after': '1' } });
-    if (tenant) this.note(tenant.id, 'concurrency', this.slots.inUse(key), limit, q.warn_at);
-    return { headers, release };
+    const slot = this.slots.acquire(key, limit, q.queue_timeout_ms);
+    const granted = (release: (() => void) | null): Permit => {
+      if (!release) throw new TenantGateError('CONCURRENCY_LIMITED', `more than ${limit} queries in flight for this tenant`, { headers: { ...headers, 'retry-after': '1' } });
+      if (tenant) this.note(tenant.id, 'concurrency', this.slots.inUse(key), limit, q.warn_at);
+      return { headers, release };
+    };
+    return slot instanceof Promise ? slot.then(granted) : granted(slot);
   }
 
   /** Writes over the storage quota are refused; reads keep working. */

@@ -32,7 +32,7 @@ export interface Buckets {
    * Take one token from each bucket in order, stopping at the first that refuses (the later ones
    * keep theirs): one decision per bucket asked. On Redis, one round trip for all of them.
    */
-  takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Promise<Decision[]>;
+  takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Decision[] | Promise<Decision[]>;
   /** Wait (up to `ms`) for the store to be usable; resolves either way. */
   ready(ms: number): Promise<boolean>;
   close(): Promise<void>;
@@ -77,6 +77,10 @@ export class MemoryBuckets implements Buckets {
   constructor(private readonly now: () => number = Date.now) {}
 
   async take(key: string, spec: BucketSpec): Promise<Decision> {
+    return this.takeNow(key, spec);
+  }
+
+  private takeNow(key: string, spec: BucketSpec): Decision {
     const now = this.now();
     const step = gcra(now, this.states.get(key), spec);
     if (step.state !== null) this.states.set(key, step.state);
@@ -85,10 +89,11 @@ export class MemoryBuckets implements Buckets {
     return step.decision;
   }
 
-  async takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Promise<Decision[]> {
+  /** At once, not as a promise: nothing here waits, and every request comes through. */
+  takeAll(buckets: Array<{ key: string; spec: BucketSpec }>): Decision[] {
     const out: Decision[] = [];
     for (const b of buckets) {
-      const d = await this.take(b.key, b.spec);
+      const d = this.takeNow(b.key, b.spec);
       out.push(d);
       if (!d.allowed) break;
     }

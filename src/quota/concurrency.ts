@@ -7,8 +7,11 @@ export class ConcurrencySlots {
   private readonly inFlight = new Map<string, number>();
   private readonly queues = new Map<string, Array<() => void>>();
 
-  /** Take a slot of `key` (resolves to a release function), or resolve to null after `waitMs`. */
-  async acquire(key: string, limit: number, waitMs: number): Promise<(() => void) | null> {
+  /**
+   * Take a slot of `key`: its release function at once when one is free (no promise on the common
+   * path), else a promise of it, or of null after `waitMs`.
+   */
+  acquire(key: string, limit: number, waitMs: number): (() => void) | null | Promise<(() => void) | null> {
     if ((this.inFlight.get(key) ?? 0) < limit) return this.grant(key);
     if (waitMs <= 0) return null;
     return new Promise((resolve) => {

@@ -69,8 +69,8 @@ describe('ConcurrencySlots', () => {
     expect(a && b).toBeTruthy();
     expect(await s.acquire('t', 2, 0)).toBeNull();
     const order: string[] = [];
-    const c = s.acquire('t', 2, 1_000).then((r) => (order.push('c'), r));
-    const d = s.acquire('t', 2, 1_000).then((r) => (order.push('d'), r));
+    const c = Promise.resolve(s.acquire('t', 2, 1_000)).then((r) => (order.push('c'), r));
+    const d = Promise.resolve(s.acquire('t', 2, 1_000)).then((r) => (order.push('d'), r));
     expect(s.waiting('t')).toBe(2);
     a!();
     a!(); // twice is once
@@ -110,10 +110,10 @@ describe('Admission', () => {
     await expect(a.admit(principal('k1'), acme, { slot: false })).rejects.toMatchObject({ code: 'RATE_LIMITED', headers: expect.objectContaining({ 'retry-after': expect.any(String) }) });
     // Rotating keys does not raise the tenant's limit: 5 in all.
     let ok = 2;
-    for (const k of ['k2', 'k3', 'k4', 'k5', 'k6']) ok += await a.admit(principal(k), acme, { slot: false }).then(() => 1, () => 0);
+    for (const k of ['k2', 'k3', 'k4', 'k5', 'k6']) ok += await Promise.resolve(a.admit(principal(k), acme, { slot: false })).then(() => 1, () => 0);
     expect(ok).toBe(5);
     // The other tenant is untouched.
-    await expect(a.admit(principal('g1'), globex, { slot: false })).resolves.toMatchObject({ headers: { 'ratelimit-limit': '2' } });
+    await expect(Promise.resolve(a.admit(principal('g1'), globex, { slot: false }))).resolves.toMatchObject({ headers: { 'ratelimit-limit': '2' } });
   });
 
   it('never more slots than the tenant share of the pool, whatever concurrent_queries says', async () => {
@@ -123,9 +123,9 @@ describe('Admission', () => {
     await a.admit(principal('k2'), acme, { slot: true });
     await expect(a.admit(principal('k3'), acme, { slot: true })).rejects.toMatchObject({ code: 'CONCURRENCY_LIMITED' });
     p1.release();
-    await expect(a.admit(principal('k3'), acme, { slot: true })).resolves.toBeTruthy();
+    await expect(Promise.resolve(a.admit(principal('k3'), acme, { slot: true }))).resolves.toBeTruthy();
     // The other tenant has slots of its own.
-    await expect(a.admit(principal('g1'), config.tenants.get('globex_inc')!, { slot: true })).resolves.toBeTruthy();
+    await expect(Promise.resolve(a.admit(principal('g1'), config.tenants.get('globex_inc')!, { slot: true }))).resolves.toBeTruthy();
   });
 
   it('warns once a minute per tenant and quota at warn_at', async () => {
