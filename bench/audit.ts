@@ -246,7 +246,7 @@ Records written by the batched and durable gateways during the rounds: ${fmt.int
 The three modes of a round run back to back (their order rotates each round), so a ratio is taken within each round and
 the median of those is reported: this 2-core VM drifts by tens of percent between rounds.
 
-**Goal (batched ≥ ${AUDIT_GOAL} of none) holds? ${batched >= AUDIT_GOAL ? 'yes' : 'no'}** (${fmt.ratio(batched)}). Durable: ${fmt.ratio(a.ratios.durable)} of none.
+**Goal (batched ≥ ${AUDIT_GOAL} of none) holds? ${batched >= AUDIT_GOAL ? 'yes' : 'no'}** (${fmt.ratio(batched) === fmt.ratio(AUDIT_GOAL) ? batched.toFixed(4) : fmt.ratio(batched)}). Durable: ${fmt.ratio(a.ratios.durable)} of none.
 ${
   a.parts
     ? `
