@@ -17,8 +17,9 @@ declare module 'fastify' {
   }
 }
 
+/** A request header by its lower-case name (Node lower-cases the names it parses). */
 function header(req: FastifyRequest, name: string): string | undefined {
-  const v = req.headers[name.toLowerCase()];
+  const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
@@ -64,7 +65,7 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   app.server.headersTimeout = options.requestTimeoutMs ?? 10_000;
   app.decorateRequest('tg', null);
 
-  const tenantHeader = config.effective.identity.tenant_header;
+  const tenantHeader = config.effective.identity.tenant_header.toLowerCase();
   const gwRequest = (req: FastifyRequest): GatewayRequest => ({
     apiKey: header(req, 'x-api-key'),
     authorization: header(req, 'authorization'),
@@ -75,7 +76,8 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   const rec = (req: FastifyRequest): RequestRecord => {
     // Route params are parsed after onRequest: take the tenant of /v1/tenants/{tenant}/… now.
     const r = req.tg as RequestRecord;
-    r.req = gwRequest(req);
+    const path = (req.params as { tenant?: string } | undefined)?.tenant;
+    if (path !== undefined) r.req.path = path;
     return r;
   };
 

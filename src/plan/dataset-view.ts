@@ -15,6 +15,8 @@ export interface DatasetView {
   metrics: Map<string, string>;
   /** Columns in a unique index without the tenant column: writes may not set them. */
   globalKeys: Set<string>;
+  /** What a semantic query may filter on: the dimensions and the tenant column (made once per view, not per request). */
+  filterable: Set<string>;
 }
 
 export function restrictedColumns(d: Dataset, tenant: Tenant | null): Set<string> {
@@ -52,7 +54,8 @@ export function datasetView(d: Dataset, tableColumns: readonly string[], tenant:
     if (m.columns.some((c) => restricted.has(c) || masked.has(c) || !columns.has(c))) continue;
     metrics.set(name, m.sql);
   }
-  return { dataset: d, columns, dimensions: d.dimensions.filter((c) => columns.has(c)), metrics, globalKeys: new Set(globalKeys) };
+  const dimensions = d.dimensions.filter((c) => columns.has(c));
+  return { dataset: d, columns, dimensions, metrics, globalKeys: new Set(globalKeys), filterable: new Set([...dimensions, d.tenantColumn]) };
 }
 
 /**

@@ -48,9 +48,8 @@ export function compileSemantic(q: SemanticQuery, view: DatasetView, tenant: Ten
     return p;
   };
   const where: string[] = [tenantPredicate(d, tenant !== null, slot)];
-  const filterable = new Set([...view.dimensions, d.tenantColumn]);
   for (const f of q.filters) {
-    if (!filterable.has(f.field)) throw invalid(`cannot filter on "${f.field}" in dataset ${d.name}`);
+    if (!view.filterable.has(f.field)) throw invalid(`cannot filter on "${f.field}" in dataset ${d.name}`);
     // A masked column is filtered through its mask: a tenant filters by what it can see.
     const col = f.field === d.tenantColumn ? ident(d.tenantColumn) : (view.columns.get(f.field) as string);
     const v = f.value;
