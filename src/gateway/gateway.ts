@@ -109,6 +109,8 @@ export class Gateway {
   /** Each request's log line (GatewayOptions.requestLog). */
   requestLog: RequestLog = (f) => this.log.info(f, 'request');
   private retentionTimer: NodeJS.Timeout | undefined;
+  /** Dataset name → `schema.table`, for the audit event (made once: every request's event names its tables). */
+  private readonly tables: Map<string, string>;
 
   private constructor(
     readonly config: Config,
@@ -459,9 +461,6 @@ export class Gateway {
     const last = events[events.length - 1];
     return { events, next: events.length === f.limit && last ? cursorOf(last) : null };
   }
-
-  /** Dataset name → `schema.table`, for the audit event (made once: every request's event names its tables). */
-  private readonly tables: Map<string, string>;
 
   private tablesOf(datasets: string[]): string[] {
     const out: string[] = [];

@@ -73,19 +73,19 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     path: (req.params as { tenant?: string } | undefined)?.tenant,
     host: header(req, 'host'),
   });
-  const rec = (req: FastifyRequest): RequestRecord => {
-    // Route params are parsed after onRequest: take the tenant of /v1/tenants/{tenant}/… now.
-    const r = req.tg as RequestRecord;
+  /** Route params are parsed after onRequest: the tenant of /v1/tenants/{tenant}/… joins the record later. */
+  const withPathTenant = (req: FastifyRequest, r: RequestRecord): RequestRecord => {
     const path = (req.params as { tenant?: string } | undefined)?.tenant;
     if (path !== undefined) r.req.path = path;
     return r;
   };
+  const rec = (req: FastifyRequest): RequestRecord => withPathTenant(req, req.tg as RequestRecord);
 
   // Callback-style hooks and no onSend hook: an async hook is a promise and a tick on every request.
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
-    const path = req.url.split('?')[0] as string;
-    if (!UNAUDITED.has(path)) req.tg = gateway.begin({ id: req.id, endpoint: endpointOf(req), client: req.ip ?? null, req: gwRequest(req) });
+    // The matched route, not the URL: no string to cut per request (an unmatched path has none and is audited).
+    if (!UNAUDITED.has(req.routeOptions.url ?? '')) req.tg = gateway.begin({ id: req.id, endpoint: endpointOf(req), client: req.ip ?? null, req: gwRequest(req) });
     done();
   });
 
@@ -98,7 +98,7 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     const r = req.tg;
     if (r) {
       req.tg = null; // once, whatever happens next
-      if (req.params && (req.params as { tenant?: string }).tenant !== undefined) r.req.path ??= (req.params as { tenant?: string }).tenant;
+      withPathTenant(req, r); // also when the endpoint never ran (a body that failed to parse)
       const failure = await gateway.finish(r, status, error);
       reply.header('server-timing', r.timings.header());
       if (r.permit && !error) for (const [k, v] of Object.entries(r.permit.headers)) reply.header(k, v);
@@ -106,14 +106,8 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     }
     return reply.code(status).send(body);
   };
-  /** A pipeline endpoint: its answer (200 unless it says otherwise) goes out through `answer`; a throw goes to the error handler. */
-  const endpoint =
-    (fn: (req: FastifyRequest) => Promise<unknown>, status?: (body: unknown) => { status: number; body: unknown }) =>
-    async (req: FastifyRequest, reply: FastifyReply) => {
-      const out = await fn(req);
-      const a = status ? status(out) : { status: 200, body: out };
-      return answer(req, reply, a.status, a.body);
-    };
+  /** A pipeline endpoint: its answer goes out (200) through `answer`; a throw goes to the error handler. */
+  const endpoint = (fn: (req: FastifyRequest) => Promise<unknown>) => async (req: FastifyRequest, reply: FastifyReply) => answer(req, reply, 200, await fn(req));
 
   for (const prefix of ['/v1', '/v1/tenants/:tenant']) {
     app.post(`${prefix}/query`, endpoint((req) => gateway.semantic(rec(req), req.body)));
@@ -134,13 +128,10 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   app.get('/v1/admin/tenants/:id/quotas', endpoint((req) => gateway.adminQuotas(rec(req), id(req))));
   app.patch('/v1/admin/tenants/:id/quotas', endpoint((req) => gateway.setAdminQuotas(rec(req), id(req), req.body)));
   app.get('/v1/admin/tenants/:id/move', endpoint((req) => gateway.adminMove(rec(req), id(req))));
-  app.post(
-    '/v1/admin/tenants/:id/move',
-    endpoint(
-      (req) => gateway.startMove(rec(req), id(req), req.body),
-      (r) => r as { status: number; body: unknown },
-    ),
-  );
+  app.post('/v1/admin/tenants/:id/move', async (req, reply) => {
+    const r = await gateway.startMove(rec(req), id(req), req.body);
+    return answer(req, reply, r.status, r.body);
+  });
   app.delete('/v1/admin/tenants/:id/move', endpoint((req) => gateway.abortMove(rec(req), id(req))));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -80,10 +80,8 @@ export async function createApiKey(
   const keyId = randomId();
   const key = `tg_${keyId}_${randomBytes(32).toString('base64url')}`;
   const tenant = request.tenant ?? null;
-  const client = await db.pool.connect();
-  let place: { tier: string; placement: string; db: string } | undefined;
-  try {
-    await client.query('BEGIN');
+  return inTransaction(db, async (client) => {
+    let place: { tier: string; placement: string; db: string } | undefined;
     if (tenant) {
       const known = await client.query<{ tier: string; placement: string; db: string }>(`SELECT tier, placement, current_database() AS db FROM tenantgate.tenants WHERE id = $1`, [tenant]);
       if (known.rowCount === 0) throw new TenantGateError('TENANT_UNKNOWN', `tenant "${tenant}" is not provisioned yet: run tenantgate apply`);
@@ -108,14 +106,8 @@ export async function createApiKey(
       hashApiKey(secret, key),
       login?.user ?? null,
     ]);
-    await client.query('COMMIT');
     return { key_id: keyId, key, tenant, role: request.role, access: role.access, ...(login ? { db_login: login } : {}) };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export async function listApiKeys(db: Database, filter: { tenant?: string } = {}): Promise<KeyRecord[]> {
