@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
-import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
-import { openDatabase, type Database } from '../db/database.ts';
+import type { Database } from '../db/database.ts';
 
 /** Everything a command touches outside itself, so tests run commands in-process. */
 export interface CliIO {
@@ -32,11 +31,13 @@ export function configPath(io: CliIO, opts: GlobalOptions): string {
 }
 
 export async function withConfig(io: CliIO, opts: GlobalOptions): Promise<Config> {
+  const { loadConfig } = await import('../config/load.ts');
   return loadConfig(configPath(io, opts), { env: io.env });
 }
 
 /** Open the owner connection (database.url) for the duration of `fn`. */
 export async function withOwnerDb<T>(config: Config, fn: (db: Database) => Promise<T>, max = 2): Promise<T> {
+  const { openDatabase } = await import('../db/database.ts');
   const db = await openDatabase(config.effective.database.url, { baseDir: config.dir, max });
   try {
     return await fn(db);

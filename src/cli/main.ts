@@ -1,19 +1,41 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ERROR_CODES, TenantGateError, isTenantGateError } from '../errors/index.ts';
-import { mapDatabaseError } from '../execute/tenant-transaction.ts';
-import { applyProvision, planProvision, resolveNames } from '../provision/apply.ts';
-import { loadServerSecret } from '../security/secret.ts';
-import { createApiKey, listApiKeys, revokeApiKey } from '../identify/api-keys.ts';
-import { describeTenants, writeTenantFile } from '../lifecycle/tenants.ts';
-import { dumpConfig, maskedEffective } from './commands/config-dump.ts';
-import { printProvision } from './commands/plan-apply.ts';
-import { runDemo } from './commands/start.ts';
 import { configPath, printJson, processIO, progress, table, withConfig, withOwnerDb, type CliIO, type GlobalOptions } from './io.ts';
-import { rmSync } from 'node:fs';
+
+// Each command loads what it needs when it runs: `--help` and a typo never pay for the SQL
+// parser, the database drivers or the HTTP server (startup is a budget: docs/benchmarks.md).
+async function core() {
+  const [provision, secret, keys, tenants, configDump, planApply] = await Promise.all([
+    import('../provision/apply.ts'),
+    import('../security/secret.ts'),
+    import('../identify/api-keys.ts'),
+    import('../lifecycle/tenants.ts'),
+    import('./commands/config-dump.ts'),
+    import('./commands/plan-apply.ts'),
+  ]);
+  return { ...provision, ...secret, ...keys, ...tenants, ...configDump, ...planApply };
+}
 
 /** Run the CLI; returns the exit code (0 ok, 1 findings or failures, 2 usage or config error). */
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   let exit = 0;
+  const program = createProgram(io, (code) => {
+    exit = code;
+  });
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    exit = await report(io, err, Boolean(globals().json), () => configPath(io, globals()));
+  }
+  return exit;
+}
+
+/**
+ * The command tree: definitions only, nothing is loaded or run until an action is (docs/cli.md
+ * is checked against it). Actions report findings through `setExit(1)`; errors are thrown.
+ */
+export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}): Command {
   const program = new Command('tenantgate')
     .description('A tenant wall in front of PostgreSQL')
     .addOption(new Option('-c, --config <file>', 'configuration file (default ./tenantgate.yaml or $TENANTGATE_CONFIG)'))
@@ -29,6 +51,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .command('dump')
     .description('print the effective configuration (defaults filled in, secrets masked)')
     .action(async () => {
+      const { dumpConfig, maskedEffective } = await core();
       const config = await withConfig(io, globals());
       if (globals().json) printJson(io, maskedEffective(config, io.env));
       else io.stdout(dumpConfig(config, io.env));
@@ -38,6 +61,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .command('plan')
     .description('show what apply would change, including drift')
     .action(async () => {
+      const { planProvision, loadServerSecret, printProvision } = await core();
       const config = await withConfig(io, globals());
       const result = await withOwnerDb(config, (db) => planProvision(config, db, loadServerSecret(config, io.env), io.env));
       printProvision(io, result, 'plan', Boolean(globals().json), config.effective.database.gateway_url_env);
@@ -48,6 +72,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .description('make the roles, policies, grants and catalog the configuration needs (idempotent)')
     .option('--dry-run', 'show the changes without making them')
     .action(async (opts: { dryRun?: boolean }) => {
+      const { applyProvision, loadServerSecret, printProvision } = await core();
       const config = await withConfig(io, globals());
       const result = await withOwnerDb(config, (db) =>
         applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, env: io.env, onProgress: globals().json ? undefined : progress(io, 'apply') }),
@@ -61,6 +86,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--sarif', 'print SARIF 2.1.0')
     .option('--fail-on <severity>', 'exit 1 on findings at or above this severity (info, low, medium, high, critical)', 'medium')
     .action(async (opts: { sarif?: boolean; failOn: string }) => {
+      const { resolveNames } = await core();
       const { runDoctor } = await import('../doctor/run.ts');
       const { toSarif } = await import('../doctor/sarif.ts');
       const { SEVERITIES, atLeast } = await import('../doctor/finding.ts');
@@ -71,7 +97,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       if (opts.sarif) printJson(io, toSarif(findings));
       else if (globals().json) printJson(io, { findings });
       else io.stdout(findings.length ? table([['ID', 'SEVERITY', 'OBJECT', 'MESSAGE', 'FIX'], ...findings.map((f) => [f.id, f.severity, f.object, f.message, f.fix])]) : 'No findings.\n');
-      if (findings.some((f) => atLeast(f.severity, opts.failOn as never))) exit = 1;
+      if (findings.some((f) => atLeast(f.severity, opts.failOn as never))) setExit(1);
     });
 
   program
@@ -81,6 +107,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--pairs <n>', 'probe at most this many tenant pairs (sampled; default 100)', (v) => Number(v))
     .option('--budget <seconds>', 'start no new tenant pair past this many seconds (0: no limit)', (v) => Number(v), 60)
     .action(async (opts: { url?: string; pairs?: number; budget: number }) => {
+      const { resolveNames, loadServerSecret } = await core();
       if (opts.pairs !== undefined && !(Number.isInteger(opts.pairs) && opts.pairs > 0)) throw new TenantGateError('USAGE', '--pairs takes a positive integer');
       if (!(Number.isFinite(opts.budget) && opts.budget >= 0)) throw new TenantGateError('USAGE', '--budget takes a number of seconds (0: no limit)');
       const { runVerify } = await import('../verify/run.ts');
@@ -109,7 +136,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       });
       if (globals().json) printJson(io, report);
       else io.stdout(formatReport(report));
-      if (!report.ok) exit = 1;
+      if (!report.ok) setExit(1);
     });
 
   const tenant = program.command('tenant').description('tenant lifecycle');
@@ -122,6 +149,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--roles <roles>', 'comma-separated roles its keys may use')
     .option('--dry-run', 'validate and show the changes without writing anything')
     .action(async (id: string, opts: { name?: string; placement?: string; attr?: string[]; roles?: string; dryRun?: boolean }) => {
+      const { applyProvision, loadServerSecret, writeTenantFile } = await core();
       const before = await withConfig(io, globals());
       const attributes = Object.fromEntries(
         (opts.attr ?? []).map((kv) => {
@@ -140,11 +168,11 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       try {
         const config = await withConfig(io, globals());
         const result = await withOwnerDb(config, (db) => applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, env: io.env }));
-        if (opts.dryRun) rmSync(file);
+        if (opts.dryRun) (await import('node:fs')).rmSync(file);
         if (globals().json) printJson(io, { tenant: id, file: opts.dryRun ? null : file, applied: result.applied, changes: result.changes.map((c) => ({ action: c.action, object: c.object, reason: c.reason })) });
         else io.stdout(`${opts.dryRun ? 'Would write' : 'Wrote'} ${file} and ${opts.dryRun ? 'would apply' : 'applied'} ${result.changes.length} change(s).\n`);
       } catch (err) {
-        rmSync(file, { force: true }); // nothing half-applied: the file goes when apply refuses it
+        (await import('node:fs')).rmSync(file, { force: true }); // nothing half-applied: the file goes when apply refuses it
         throw err;
       }
     });
@@ -152,6 +180,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .command('list')
     .description('list tenants')
     .action(async () => {
+      const { resolveNames, describeTenants } = await core();
       const config = await withConfig(io, globals());
       const views = await withOwnerDb(config, (db) => describeTenants(db, config, resolveNames(config, io.env)));
       if (globals().json) printJson(io, { tenants: views });
@@ -161,6 +190,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .command('show <id>')
     .description('show one tenant: tier, placement, status, database roles, usage')
     .action(async (id: string) => {
+      const { resolveNames, describeTenants } = await core();
       const config = await withConfig(io, globals());
       const [view] = await withOwnerDb(config, (db) => describeTenants(db, config, resolveNames(config, io.env), id));
       if (globals().json) printJson(io, view);
@@ -206,6 +236,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--grace <seconds>', 'how long the old place stays after the cut-over (default 5)')
     .option('--chunk-rows <n>', 'rows per copy chunk (default 100000; 20000 embedded)')
     .action(async (id: string, opts: { tier?: string; placement?: string; dryRun?: boolean; abort?: boolean; status?: boolean; grace?: string; chunkRows?: string }) => {
+      const { loadServerSecret } = await core();
       const { runMoveCommand, formatMove } = await import('./commands/move.ts');
       const { moveReportJson } = await import('../tiers/move/move.ts');
       if (!opts.tier && !opts.abort && !opts.status) throw new TenantGateError('USAGE', 'tenant move needs --tier (or --abort, --status)');
@@ -224,6 +255,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .requiredOption('--role <role>', 'role from the configuration')
     .option('--db-login', 'also create a read-only database login isolated by the database alone')
     .action(async (opts: { tenant?: string; role: string; dbLogin?: boolean }) => {
+      const { resolveNames, loadServerSecret, createApiKey } = await core();
       const config = await withConfig(io, globals());
       const created = await withOwnerDb(config, async (db) => {
         if (opts.dbLogin && db.kind === 'pglite') {
@@ -247,6 +279,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .description('list keys (never their secrets)')
     .option('--tenant <id>', 'only this tenant')
     .action(async (opts: { tenant?: string }) => {
+      const { listApiKeys } = await core();
       const config = await withConfig(io, globals());
       const keys = await withOwnerDb(config, (db) => listApiKeys(db, opts.tenant ? { tenant: opts.tenant } : {}));
       if (globals().json) printJson(io, { keys });
@@ -256,6 +289,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .command('revoke <key_id>')
     .description('revoke a key; its database login is dropped and its sessions ended')
     .action(async (keyId: string) => {
+      const { revokeApiKey } = await core();
       const config = await withConfig(io, globals());
       const record = await withOwnerDb(config, (db) => revokeApiKey(db, keyId));
       if (globals().json) printJson(io, record);
@@ -293,7 +327,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       if (io.isTTY && !globals().json) io.stderr('\n');
       if (globals().json) printJson(io, report);
       else io.stdout(formatChainReport(report));
-      if (!report.ok) exit = 1;
+      if (!report.ok) setExit(1);
     });
   audit
     .command('prune')
@@ -320,6 +354,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--port <port>', 'port for the gateway (default server.port, 8080)', (v) => Number(v))
     .option('--no-serve', 'provision and print, then exit')
     .action(async (opts: { dir: string; port?: number; serve: boolean }) => {
+      const { runDemo } = await import('./commands/start.ts');
       await runDemo(io, opts.dir, Boolean(globals().json), { enabled: opts.serve, ...(opts.port !== undefined ? { port: opts.port } : {}) });
     });
 
@@ -329,6 +364,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     .option('--port <port>', 'port (default server.port)', (v) => Number(v))
     .option('--host <host>', 'address to bind (default server.host)')
     .action(async (opts: { port?: number; host?: string }) => {
+      const { loadServerSecret } = await core();
       const config = await withConfig(io, globals());
       const secret = loadServerSecret(config, io.env);
       const { createTenantGate } = await import('../gate.ts');
@@ -338,21 +374,17 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       io.stdout(`tenantgate gateway listening on ${server.url}\n`);
     });
 
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-  } catch (err) {
-    exit = report(io, err, Boolean(program.opts<GlobalOptions>().json), () => configPath(io, globals()));
-  }
-  return exit;
+  return program;
 }
 
-function report(io: CliIO, err: unknown, json: boolean, configFile: () => string): number {
+async function report(io: CliIO, err: unknown, json: boolean, configFile: () => string): Promise<number> {
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
     if (json) io.stdout(`${JSON.stringify({ error: { code: 'USAGE', message: err.message.replace(/^error: /, ''), hint: ERROR_CODES.USAGE.hint } }, null, 2)}\n`);
     return 2;
   }
-  const mapped = mapDatabaseError(err);
+  // Only a failure that is not ours needs the database error map (and the driver it loads).
+  const mapped = isTenantGateError(err) ? err : (await import('../execute/tenant-transaction.ts')).mapDatabaseError(err);
   let e: TenantGateError;
   if (isTenantGateError(mapped)) e = mapped;
   else if ((mapped as { code?: string })?.code === 'ECONNREFUSED' || (mapped as { code?: string })?.code === '28P01' || (mapped as { code?: string })?.code === '3D000') {

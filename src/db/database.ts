@@ -3,6 +3,9 @@ import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import pg from 'pg';
+import { isEmbeddedUrl } from './url.ts';
+
+export { isEmbeddedUrl, maskUrl } from './url.ts';
 
 /** Numeric and bigint arrive as strings from pg by default; keep that (no silent precision loss). */
 
@@ -37,10 +40,6 @@ export interface OpenOptions {
   pglite?: PGlite;
   /** Embedded only: run the session as this role (not a security boundary; see docs/security.md). */
   pgliteUser?: string;
-}
-
-export function isEmbeddedUrl(url: string): boolean {
-  return url.startsWith('pglite://') || url.startsWith('memory://');
 }
 
 /** Open `pglite://DIR`, `pglite://memory` or `postgres://…`. */
@@ -99,11 +98,6 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     query: (text, params) => pool.query(text, params as unknown[]),
     close: () => pool.end(),
   };
-}
-
-/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and `config dump`. */
-export function maskUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@').replace(/([?&](?:password|passwd|sslpassword)=)[^&#]*/gi, '$1***');
 }
 
 /** Run `fn` in one transaction on one connection: committed if it returns, rolled back (the connection released clean) if it throws. */

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/types.ts';
-import { isEmbeddedUrl } from '../db/database.ts';
+import { isEmbeddedUrl } from '../db/url.ts';
 import { TenantGateError } from '../errors/index.ts';
 
 /**
