@@ -40,7 +40,7 @@ export interface PgbenchResult {
 
 export function pgbenchVariants(ds: Dataset): PgbenchVariant[] {
   const key = deriveKey(ds.secret, 'context');
-  const timeout = ds.config.effective.defaults.quotas.statement_timeout_ms ?? 5000;
+  const timeout = ds.config.defaultQuotas.statement_timeout_ms;
   const idLine = (i: number) => `\\set id ${rowId(i, 0)} + random(0, ${ROWS_PER_TENANT - 1})`;
   const context = (i: number) =>
     `SELECT set_config('role', '${ds.names.access.read}', true), set_config('${SETTING_TENANT}', '${tenantId(i)}', true), set_config('${SETTING_MAC}', '${contextMac(key, tenantId(i))}', true), set_config('statement_timeout', '${timeout}', true);`;

@@ -122,7 +122,7 @@ export async function openVariants(ds: Dataset, concurrency: number): Promise<Va
   keepConnections(proto.pool);
   const key = deriveKey(ds.secret, 'context');
   const macs = new Map(ds.tenants.map((t) => [t, contextMac(key, t)]));
-  const timeoutMs = ds.config.effective.defaults.quotas.statement_timeout_ms ?? 5000;
+  const timeoutMs = ds.config.defaultQuotas.statement_timeout_ms;
   const ctx = (tenant: string): Context => ({ role: ds.names.access.read, tenant, mac: macs.get(tenant) as string, timeoutMs });
   const protoOp = (send: typeof oneSync) => () => {
     const [tenant, id] = randomTarget();

@@ -174,5 +174,5 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
 }
 
 function defaultTimeout(config: Config): number {
-  return config.effective.defaults.quotas.statement_timeout_ms ?? 5000;
+  return config.defaultQuotas.statement_timeout_ms;
 }

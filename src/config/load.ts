@@ -7,7 +7,7 @@ import { tenantIdProblem } from '../tenancy/tenant-id.ts';
 import { DEFAULTS } from './defaults.ts';
 import { compileMetric, compileRowExpression, ExpressionError } from './expressions.ts';
 import { configSchema, type RawConfig } from './schema.ts';
-import type { Config, Dataset, Tenant } from './types.ts';
+import type { Config, Dataset, Quotas, Tenant } from './types.ts';
 import type { RowExpression } from './expressions.ts';
 import { readYaml } from './yaml-source.ts';
 
@@ -142,6 +142,7 @@ function resolveConfig(effective: RawConfig, file: string, locate: (p: string) =
     datasets.push(dataset);
   });
 
+  const defaultQuotas: Quotas = { ...DEFAULTS.defaults.quotas, ...effective.defaults.quotas };
   const tenants = new Map<string, Tenant>();
   const nonPlatformRoles = Object.keys(roles).filter((r) => roles[r]?.access !== 'platform');
   effective.tenants.forEach((t, i) => {
@@ -175,11 +176,11 @@ function resolveConfig(effective: RawConfig, file: string, locate: (p: string) =
       attributes: t.attributes,
       roles: t.roles ?? nonPlatformRoles,
       // Defaults, then the tier's, then the tenant's own (runtime changes go on top: src/quota/quota-book.ts).
-      quotas: { ...DEFAULTS.defaults.quotas, ...effective.defaults.quotas, ...effective.defaults.tier_quotas[t.tier ?? effective.defaults.tier], ...t.quotas },
+      quotas: { ...defaultQuotas, ...effective.defaults.tier_quotas[t.tier ?? effective.defaults.tier], ...t.quotas },
       features: t.features,
       accessOverrides: t.access_overrides,
       source: locate(where),
     });
   });
-  return { effective, file, dir: dirname(file), datasets, tenants, roles, locate };
+  return { effective, file, dir: dirname(file), datasets, tenants, defaultQuotas, roles, locate };
 }

@@ -47,6 +47,11 @@ export interface Config {
   dir: string;
   datasets: Dataset[];
   tenants: Map<string, Tenant>;
+  /**
+   * The defaults' quotas with every key filled in (DEFAULTS under `defaults.quotas`): what
+   * platform callers, which name no single tenant, are held to. Never partial.
+   */
+  defaultQuotas: Quotas;
   roles: Record<string, { access: AccessLevel }>;
   /** Where a config path (e.g. `datasets.0.table`) is written; walks up to the nearest known key. */
   locate(path: string): SourceLocation;

@@ -47,7 +47,7 @@ export class QueryPlanner {
   }
 
   maxRows(tenant: Tenant | null): number {
-    return tenant?.quotas.max_rows ?? this.config.effective.defaults.quotas.max_rows ?? 10000;
+    return (tenant?.quotas ?? this.config.defaultQuotas).max_rows;
   }
 }
 

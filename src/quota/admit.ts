@@ -64,7 +64,7 @@ export class Admission {
 
   /** The quotas a request is held to: its tenant's (runtime changes included), or the defaults for platform callers. */
   quotasFor(tenant: Tenant | null): Quotas {
-    return tenant ? this.book.quotas(tenant) : (this.config.effective.defaults.quotas as Quotas);
+    return tenant ? this.book.quotas(tenant) : this.config.defaultQuotas;
   }
 
   /**

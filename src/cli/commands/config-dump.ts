@@ -1,7 +1,6 @@
 import { stringify } from 'yaml';
 import type { Config } from '../../config/types.ts';
-import { maskUrl } from '../../db/database.ts';
-import { DEFAULTS } from '../../config/defaults.ts';
+import { maskUrl } from '../../db/url.ts';
 
 /**
  * The effective configuration: defaults filled in, tenants/*.yaml merged, interpolation done,
@@ -14,7 +13,7 @@ export function dumpConfig(config: Config, env: Record<string, string | undefine
 /** The effective configuration as data: every default resolved, secrets masked (what --json prints). */
 export function maskedEffective(config: Config, env: Record<string, string | undefined>): Record<string, unknown> {
   const effective = structuredClone(config.effective);
-  effective.defaults.quotas = { ...DEFAULTS.defaults.quotas, ...effective.defaults.quotas };
+  effective.defaults.quotas = { ...config.defaultQuotas };
   effective.datasets = effective.datasets.map((d) => ({ ...d, tenant_column: d.tenant_column ?? effective.defaults.tenant_column }));
   effective.tenants = effective.tenants.map((t) => {
     const resolved = config.tenants.get(t.id);
