@@ -77,7 +77,12 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
   const url = options.gatewayUrl ?? env[config.effective.database.gateway_url_env] ?? (isEmbeddedUrl(ownerUrl) ? ownerUrl : undefined);
   if (!database) {
     if (!url) {
-      throw new TenantGateError('CONFIG_ENV_MISSING', `set ${config.effective.database.gateway_url_env} to the gateway login's URL (tenantgate apply prints it)`);
+      const name = config.effective.database.gateway_url_env;
+      throw new TenantGateError('CONFIG_ENV_MISSING', `${name} is not set: the gateway connects as its own low-privilege login, not as the owner`, {
+        hint:
+          `Run \`tenantgate apply\` as the owner (database.url): it creates the gateway login and prints \`export ${name}='postgres://…'\` once. ` +
+          `Lost it? \`tenantgate apply --rotate-gateway-password\` prints a new one (database.gateway_url_env names the variable).`,
+      });
     }
     database = await openDatabase(url, { baseDir: config.dir, max: options.poolSize ?? config.effective.server.pool_size, pipeline: true });
   }

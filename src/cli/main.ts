@@ -394,7 +394,7 @@ async function report(io: CliIO, err: unknown, json: boolean, configFile: () => 
   }
   if (e.code === 'CONFIG_NOT_FOUND' && !e.location) e = new TenantGateError('CONFIG_NOT_FOUND', `no configuration at ${configFile()}`);
   if (json) {
-    io.stdout(`${JSON.stringify({ error: { code: e.code, message: e.message, hint: ERROR_CODES[e.code].hint, ...(e.location ? { location: e.location } : {}) } }, null, 2)}\n`);
+    io.stdout(`${JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint, ...(e.location ? { location: e.location } : {}) } }, null, 2)}\n`);
   } else {
     io.stderr(`error: ${e.describe()}\nhint: ${e.hint}\n`);
   }

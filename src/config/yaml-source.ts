@@ -52,7 +52,10 @@ export function readYaml(text: string, file: string, env: Record<string, string 
         return interpolate(node.value, env);
       } catch (err) {
         if (err instanceof MissingEnvError) {
-          throw new TenantGateError('CONFIG_ENV_MISSING', err.message, { location: at(node, path) });
+          throw new TenantGateError('CONFIG_ENV_MISSING', err.message, {
+            location: at(node, path),
+            hint: `Set ${err.variable} (used by ${path || 'the file'}), or give it a default in the file: \${${err.variable}:-default}.`,
+          });
         }
         throw err;
       }

@@ -15,11 +15,13 @@ export class TenantGateError extends Error {
   readonly details?: Record<string, unknown>;
   /** HTTP headers the answer carries (Retry-After and RateLimit-* of a 429). */
   readonly headers?: Record<string, string>;
+  /** What to do about this very failure, when the registry's hint for the code is too general. */
+  private readonly ownHint?: string;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { location?: SourceLocation; details?: Record<string, unknown>; cause?: unknown; headers?: Record<string, string> } = {},
+    options: { location?: SourceLocation; details?: Record<string, unknown>; cause?: unknown; headers?: Record<string, string>; hint?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TenantGateError';
@@ -27,6 +29,7 @@ export class TenantGateError extends Error {
     if (options.location) this.location = options.location;
     if (options.details) this.details = options.details;
     if (options.headers) this.headers = options.headers;
+    if (options.hint) this.ownHint = options.hint;
   }
 
   get status(): number {
@@ -37,8 +40,9 @@ export class TenantGateError extends Error {
     return ERROR_CODES[this.code].exit;
   }
 
+  /** The error's own hint (it names the key or variable that failed), else the code's. */
   get hint(): string {
-    return ERROR_CODES[this.code].hint;
+    return this.ownHint ?? ERROR_CODES[this.code].hint;
   }
 
   /** `file:line key: message`, the form every config error is printed in. */

@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { ERROR_CODES, TenantGateError, isTenantGateError } from '../errors/index.ts';
+import { TenantGateError, isTenantGateError } from '../errors/index.ts';
 import type { Gateway, GatewayRequest, RequestRecord } from '../gateway/gateway.ts';
 import { openApiDocument } from './openapi.ts';
 
@@ -169,7 +169,7 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
 }
 
 function errorBody(e: TenantGateError) {
-  return { error: { code: e.code, message: e.message, hint: ERROR_CODES[e.code].hint } };
+  return { error: { code: e.code, message: e.message, hint: e.hint } };
 }
 
 /** Fastify's own errors (body too large, bad JSON, media type) to stable codes; never a raw 500 for bad input. */

@@ -20,7 +20,11 @@ export function createJwtVerifier(config: Config, env: Record<string, string | u
   let key: Uint8Array | JWTVerifyGetKey;
   if (jwt.secret_env) {
     const secret = env[jwt.secret_env];
-    if (!secret || secret.length < 32) throw new TenantGateError('SECRET_MISSING', `${jwt.secret_env} must hold the JWT secret (32+ characters)`);
+    if (!secret || secret.length < 32) {
+      throw new TenantGateError('SECRET_MISSING', `${jwt.secret_env} must hold the JWT secret (32+ characters)${secret ? '' : '; it is not set'}`, {
+        hint: `Set ${jwt.secret_env} (identity.jwt.secret_env) to the HS secret your identity provider signs its tokens with, 32+ characters; or verify tokens with identity.jwt.jwks_url instead.`,
+      });
+    }
     key = new TextEncoder().encode(secret);
     if (jwt.algorithms.some((a) => !a.startsWith('HS'))) throw new TenantGateError('CONFIG_INVALID', 'identity.jwt.secret_env takes HS algorithms only');
   } else if (jwt.jwks_url) {

@@ -81,6 +81,10 @@ export function webhookFrom<E>(
 ): WebhookPoster<E> | undefined {
   if (!hook) return undefined;
   const url = env[hook.url_env];
-  if (!url) throw new TenantGateError('CONFIG_ENV_MISSING', `${key}.url_env names ${hook.url_env}, which is not set`);
+  if (!url) {
+    throw new TenantGateError('CONFIG_ENV_MISSING', `${key}.url_env names ${hook.url_env}, which is not set`, {
+      hint: `Set ${hook.url_env} (${key}.url_env) to the webhook's URL, or remove ${key} from the configuration.`,
+    });
+  }
   return new WebhookPoster<E>({ url, retries: hook.retries, timeoutMs: hook.timeout_ms }, log, what);
 }

@@ -14,12 +14,13 @@ import { TenantGateError } from '../errors/index.ts';
 export function loadServerSecret(config: Config, env: Record<string, string | undefined> = process.env): Buffer {
   const name = config.effective.security.secret_env;
   const value = env[name];
+  const hint = serverSecretHint(name);
   if (value) {
-    if (value.length < 32) throw new TenantGateError('SECRET_MISSING', `${name} must hold at least 32 characters`);
+    if (value.length < 32) throw new TenantGateError('SECRET_MISSING', `${name} must hold at least 32 characters`, { hint });
     return Buffer.from(value, 'utf8');
   }
   const url = config.effective.database.url;
-  if (!isEmbeddedUrl(url)) throw new TenantGateError('SECRET_MISSING', `${name} is not set`);
+  if (!isEmbeddedUrl(url)) throw new TenantGateError('SECRET_MISSING', `${name} is not set`, { hint });
   const target = url.replace(/^(pglite|memory):\/\//, '');
   if (target === 'memory' || target === '') return embeddedMemorySecret;
   const file = resolve(config.dir, dirname(target), 'secret');
@@ -32,6 +33,15 @@ export function loadServerSecret(config: Config, env: Record<string, string | un
 }
 
 const embeddedMemorySecret = randomBytes(32);
+
+/** What to run when the server secret is missing: make one, and keep it (keys and policies depend on it). */
+function serverSecretHint(name: string): string {
+  const key = name === 'TENANTGATE_SECRET' ? 'security.secret_env, default TENANTGATE_SECRET' : 'security.secret_env';
+  return (
+    `Set ${name} (${key}) to 32+ random characters, e.g. \`export ${name}=$(openssl rand -base64 48)\`, and keep it: ` +
+    `every process that provisions or serves this database needs the same value (API keys and tenant policies are derived from it).`
+  );
+}
 
 /** Independent keys for independent purposes, derived from the one secret. */
 export function deriveKey(secret: Buffer, purpose: 'context' | 'api-key'): Buffer {

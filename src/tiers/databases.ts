@@ -46,6 +46,8 @@ export interface DatabaseSetOptions {
   mainUrl?: string | undefined;
   /** A placement's URL for this login (owner: url_env; gateway: gateway_url_env). */
   placementUrl: (placement: string) => string | undefined;
+  /** Which key of a placement names that URL's variable, for the error when it is not set. */
+  placementKey: 'url_env' | 'gateway_url_env';
   /** Pool size per database (server). */
   max?: number;
   /** Pipelined pools (the gateway's); the owner's are not (COPY streams need a plain connection). */
@@ -68,7 +70,7 @@ export class DatabaseSet {
   get(placement: string, name: string): Promise<Database> {
     const base = placement === 'default' ? this.o.mainUrl : this.o.placementUrl(placement);
     if (this.o.main.kind === 'pglite' && (placement === 'default' || base === undefined || isEmbeddedUrl(base))) return this.embedded(placement, name);
-    if (!base) throw new TenantGateError('CONFIG_ENV_MISSING', `no URL for placement ${placement}: set database.placements.${placement}.url_env (and gateway_url_env for serve)`);
+    if (!base) throw placementUrlMissing(this.o.config, placement, this.o.placementKey);
     const key = `${placement}\u0000${name}`;
     let db = this.servers.get(key);
     if (!db) {
@@ -143,6 +145,17 @@ export class DatabaseSet {
   }
 }
 
+function placementUrlMissing(config: Config, placement: string, key: 'url_env' | 'gateway_url_env'): TenantGateError {
+  const path = `database.placements.${placement}.${key}`;
+  const variable = config.effective.database.placements[placement]?.[key];
+  const login = key === 'url_env' ? 'the owner' : 'the gateway login';
+  return new TenantGateError('CONFIG_ENV_MISSING', variable ? `${variable} (${path}) is not set: no URL for placement ${placement}` : `${path} is not configured: no URL for placement ${placement}`, {
+    hint: variable
+      ? `Set ${variable} to ${login}'s URL on placement ${placement}'s server.`
+      : `Add ${path}: the name of a variable holding ${login}'s URL on placement ${placement}'s server${key === 'gateway_url_env' ? ' (serve needs it; apply creates the login there)' : ''}.`,
+  });
+}
+
 /** The owner's view: database.url and each placement's url_env. */
 export function ownerDatabases(config: Config, main: Database, env: Record<string, string | undefined>, pglite?: PgliteFactory): DatabaseSet {
   const url = config.effective.database.url;
@@ -155,6 +168,7 @@ export function ownerDatabases(config: Config, main: Database, env: Record<strin
       const e = placements[p]?.url_env;
       return e ? env[e] : undefined;
     },
+    placementKey: 'url_env',
     ...(pglite ? { pglite } : {}),
   });
 }
@@ -170,6 +184,7 @@ export function gatewayDatabases(config: Config, main: Database, mainUrl: string
       const e = placements[p]?.gateway_url_env;
       return e ? env[e] : undefined;
     },
+    placementKey: 'gateway_url_env',
     max: config.effective.server.pool_size,
     pipeline: true,
     ...(pglite ? { pglite } : {}),
