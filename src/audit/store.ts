@@ -59,7 +59,13 @@ export interface StoredEvent extends AuditEvent {
   seq: number;
 }
 
-/** Cursor of a page: the last row's (at, tenant, seq), opaque to callers. */
+/**
+ * Cursor of a page: the position of its last record, (at, tenant, seq) as stored in the row (not as
+ * the event's text says), opaque to callers. (tenant, seq) is the primary key, so the position is
+ * unique, and a page after it is a keyset read: records appended meanwhile (all newer) neither shift
+ * nor repeat what follows. It is only a position, never a permission: every read is still filtered
+ * to the caller's tenant and held to it by the table's policy, whatever the cursor says.
+ */
 export function cursorOf(e: { at: string; tenant: string; seq: number }): string {
   return Buffer.from(JSON.stringify([e.at, e.tenant, e.seq])).toString('base64url');
 }
@@ -67,7 +73,7 @@ export function cursorOf(e: { at: string; tenant: string; seq: number }): string
 function parseCursor(c: string): [string, string, number] | undefined {
   try {
     const v = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && Number.isInteger(v[2])) return v as [string, string, number];
+    if (Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && !Number.isNaN(Date.parse(v[0])) && typeof v[1] === 'string' && Number.isSafeInteger(v[2]) && (v[2] as number) >= 0) return v as [string, string, number];
   } catch {
     // fall through
   }
@@ -75,8 +81,11 @@ function parseCursor(c: string): [string, string, number] | undefined {
 }
 
 /**
- * The read query, newest first. `tenant` undefined reads every chain the session may see; RLS
+ * The read query, newest first: one page of `limit` records plus one more, so the page can tell
+ * whether it was cut (`pageOf`). `tenant` undefined reads every chain the session may see; RLS
  * decides that for gateway roles (own tenant, or all for platform-all), the filter narrows it.
+ * A cursor is a position in the order this query reads: one chain's (by seq) is refused for another
+ * chain, so a cursor never moves a read into someone else's trail (the filter would hold anyway).
  */
 export function readQuery(f: AuditFilter): { text: string; values: unknown[] } | { invalid: string } {
   const where: string[] = [];
@@ -96,17 +105,43 @@ export function readQuery(f: AuditFilter): { text: string; values: unknown[] } |
   const one = f.tenant !== undefined;
   if (f.before !== undefined) {
     const c = parseCursor(f.before);
-    if (!c) return { invalid: 'before is not a cursor this endpoint returned' };
+    if (!c || (one && c[1] !== f.tenant)) return { invalid: 'before is not a cursor of this query (pass the `next` of the previous page)' };
     where.push(one ? `seq < ${p(c[2])}` : `(at, tenant, seq) < (${p(c[0])}::timestamptz, ${p(c[1])}, ${p(c[2])})`);
   }
   return {
-    text: `SELECT seq, event FROM tenantgate.audit_log${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${one ? 'seq DESC' : 'at DESC, tenant DESC, seq DESC'} LIMIT ${p(f.limit)}`,
+    text: `SELECT seq, event, tenant AS pos_tenant, to_json(at) #>> '{}' AS pos_at FROM tenantgate.audit_log${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${one ? 'seq DESC' : 'at DESC, tenant DESC, seq DESC'} LIMIT ${p(f.limit + 1)}`,
     values,
   };
 }
 
 export function rowsToEvents(rows: Array<Record<string, unknown>>): StoredEvent[] {
   return rows.map((r) => ({ ...(JSON.parse(r['event'] as string) as AuditEvent), seq: Number(r['seq']) }));
+}
+
+/** One page of the trail: `truncated` when more records match, and `next` to pass as `before` for them. */
+export interface AuditPage {
+  events: StoredEvent[];
+  truncated: boolean;
+  next: string | null;
+}
+
+/** The page of `readQuery`'s rows (it reads one more than `limit` to know whether more exist). */
+export function pageOf(rows: Array<Record<string, unknown>>, limit: number): AuditPage {
+  const truncated = rows.length > limit;
+  const kept = truncated ? rows.slice(0, limit) : rows;
+  const last = kept[kept.length - 1];
+  return {
+    events: rowsToEvents(kept),
+    truncated,
+    next: truncated && last ? cursorOf({ at: String(last['pos_at']), tenant: String(last['pos_tenant']), seq: Number(last['seq']) }) : null,
+  };
+}
+
+/** Read one page: `run` executes the query (the owner's connection, or a tenant statement). */
+export async function readPage(run: (q: { text: string; values: unknown[] }) => Promise<{ rows: unknown[] }>, f: AuditFilter): Promise<AuditPage | { invalid: string }> {
+  const q = readQuery(f);
+  if ('invalid' in q) return q;
+  return pageOf((await run(q)).rows as Array<Record<string, unknown>>, f.limit);
 }
 
 /** One broken link of a chain, named so it can be found. */

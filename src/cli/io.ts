@@ -9,6 +9,8 @@ export interface CliIO {
   env: Record<string, string | undefined>;
   cwd: string;
   isTTY: boolean;
+  /** Resolves once stdout has room again (a slow reader at the other end of a pipe); streams await it between pages. */
+  drain?: () => Promise<void>;
 }
 
 export interface GlobalOptions {
@@ -23,6 +25,16 @@ export function processIO(): CliIO {
     env: process.env,
     cwd: process.cwd(),
     isTTY: Boolean(process.stdout.isTTY),
+    drain: () =>
+      process.stdout.writableNeedDrain
+        ? new Promise<void>((done) => {
+            const end = () => {
+              process.stdout.off('drain', end).off('close', end).off('error', end);
+              done();
+            };
+            process.stdout.on('drain', end).on('close', end).on('error', end);
+          })
+        : Promise.resolve(),
   };
 }
 

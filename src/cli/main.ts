@@ -306,13 +306,20 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
     .option('--principal <principal>', 'key:<key id> or jwt:<subject>')
     .option('--decision <decision>', 'allow, deny or error')
     .option('--request-id <id>', 'one request')
-    .option('--limit <n>', 'at most this many events', (v) => Number(v), 100)
-    .action(async (opts: { tenant?: string; since?: string; until?: string; code?: string; principal?: string; decision?: string; requestId?: string; limit: number }) => {
-      const { searchAudit, formatEvents, eventsJson } = await import('./commands/audit.ts');
+    .option('--limit <n>', 'at most this many events (default 100; the output says when more exist); 0: every one, as NDJSON', (v) => Number(v))
+    .option('--before <cursor>', 'the next page: the cursor a cut page names (`next` with --json)')
+    .option('--all', 'every matching event, newest first, as NDJSON (one per line, read in pages)')
+    .action(async (opts: import('./commands/audit.ts').AuditSearch) => {
+      const { searchAudit, streamAudit, streams, formatEvents, eventsJson } = await import('./commands/audit.ts');
+      const streaming = streams(opts);
       const config = await withConfig(io, globals());
-      const events = await withOwnerDb(config, (db) => searchAudit(db, config, opts));
-      if (globals().json) printJson(io, eventsJson(events));
-      else io.stdout(formatEvents(events));
+      if (streaming) {
+        await withOwnerDb(config, (db) => streamAudit(db, config, opts, io));
+        return;
+      }
+      const page = await withOwnerDb(config, (db) => searchAudit(db, config, opts));
+      if (globals().json) printJson(io, eventsJson(page));
+      else io.stdout(formatEvents(page));
     });
   audit
     .command('verify')

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { decisionOf, isSecurityEvent, NO_TENANT, type AuditEvent } from '../audit/event.ts';
 import { SecurityEvents } from '../audit/security-events.ts';
 import { AuditSink } from '../audit/sink.ts';
-import { appendEvents, appendStatement, cursorOf, pruneAudit, readQuery, rowsToEvents, type StoredEvent } from '../audit/store.ts';
+import { appendEvents, appendStatement, pageOf, pruneAudit, readQuery, type AuditPage } from '../audit/store.ts';
 import { authorize } from '../authorize/authorize.ts';
 import type { AccessLevel, Config, Tenant } from '../config/types.ts';
 import type { Database } from '../db/database.ts';
@@ -70,8 +70,8 @@ export const auditQuerySchema = z.strictObject({
   principal: z.string().max(200).optional(),
   decision: z.enum(['allow', 'deny', 'error']).optional(),
   request_id: z.string().max(64).optional(),
-  before: z.string().max(400).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  before: z.string().max(400).optional().describe('the `next` cursor of the previous page'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).describe('records per page; `truncated` says when more match'),
 });
 export const adminAuditQuerySchema = auditQuerySchema.extend({ tenant: z.string().min(1).max(40) });
 
@@ -411,7 +411,7 @@ export class Gateway {
    * GET /v1/audit: the caller tenant's own trail, for its tenant admin. The query filters on the
    * caller's tenant and runs under the audit table's policy for that tenant (the database's wall).
    */
-  async auditTrail(rec: RequestRecord, query: unknown): Promise<{ events: StoredEvent[]; next: string | null }> {
+  async auditTrail(rec: RequestRecord, query: unknown): Promise<AuditPage> {
     const c = await this.caller(rec);
     authorize(c.tenant, c.access, 'audit_read');
     if (!c.tenant) throw new TenantGateError('TENANT_REQUIRED', 'name one tenant; platform admins read every tenant at /v1/admin/audit');
@@ -422,7 +422,7 @@ export class Gateway {
   }
 
   /** GET /v1/admin/audit: platform admins, any tenant (`tenant=all` for every chain, `*` included). */
-  async adminAudit(rec: RequestRecord, query: unknown): Promise<{ events: StoredEvent[]; next: string | null }> {
+  async adminAudit(rec: RequestRecord, query: unknown): Promise<AuditPage> {
     rec.principal = await this.identifier.identify(rec.req);
     rec.timings.mark('identify');
     if (rec.principal.access !== 'platform') throw new TenantGateError('POLICY_DENIED', 'the admin API is for platform admins');
@@ -438,7 +438,8 @@ export class Gateway {
       : this.readAudit(rec, { tenant: ALL_TENANTS, access: 'platform' }, f.tenant === NO_TENANT ? NO_TENANT : undefined, f);
   }
 
-  private async readAudit(rec: RequestRecord, scope: { tenant: string; access: AccessLevel }, tenant: string | undefined, f: z.infer<typeof auditQuerySchema>) {
+  /** One page, newest first: `truncated` says more records match, `next` (pass as `before`) reads them. */
+  private async readAudit(rec: RequestRecord, scope: { tenant: string; access: AccessLevel }, tenant: string | undefined, f: z.infer<typeof auditQuerySchema>): Promise<AuditPage> {
     const q = readQuery({
       tenant,
       since: f.since ? new Date(f.since) : undefined,
@@ -455,11 +456,10 @@ export class Gateway {
     const r = await this.gate.statement(scope, q).catch((err: unknown) => {
       throw toGatewayError(err);
     });
-    const events = rowsToEvents(r.rows as Array<Record<string, unknown>>);
-    rec.rows = events.length;
+    const page = pageOf(r.rows as Array<Record<string, unknown>>, f.limit);
+    rec.rows = page.events.length;
     rec.timings.mark('execute');
-    const last = events[events.length - 1];
-    return { events, next: events.length === f.limit && last ? cursorOf(last) : null };
+    return page;
   }
 
   private tablesOf(datasets: string[]): string[] {

@@ -80,8 +80,12 @@ export function openApiDocument(): Record<string, unknown> {
         MoveRequest: json(moveBodySchema),
         AuditPage: {
           type: 'object',
-          required: ['events', 'next'],
-          properties: { events: { type: 'array', items: { type: 'object' } }, next: { type: ['string', 'null'], description: 'pass as `before` for the next page' } },
+          required: ['events', 'truncated', 'next'],
+          properties: {
+            events: { type: 'array', items: { type: 'object' }, description: 'newest first, at most `limit`' },
+            truncated: { type: 'boolean', description: 'more records match than this page holds' },
+            next: { type: ['string', 'null'], description: 'when truncated: an opaque cursor to pass as `before` for the next page (stable while records are appended); null on the last page' },
+          },
         },
       },
     },

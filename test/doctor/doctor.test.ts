@@ -32,9 +32,127 @@ describe.each(BACKENDS)('doctor on %s', (kind) => {
     expect(findings.filter((f) => atLeast(f.severity, 'medium'))).toEqual([]);
   });
 
-  it.skipIf(kind === 'pglite')('TG001: a BYPASSRLS login that can read a dataset table', async () => {
+  it('TG001: a BYPASSRLS login that can read a dataset table', async () => {
     const role = `${fx.prefix}x_bypass`;
     await planted('TG001', `CREATE ROLE ${role} LOGIN BYPASSRLS; GRANT SELECT ON public.orders TO ${role}`, `REVOKE ALL ON public.orders FROM ${role}; DROP ROLE ${role}`);
+  });
+
+  describe('TG001: BYPASSRLS and superuser roles nobody logs in as, and who can become them', () => {
+    // Roles are global to a server: unique names (not under the tenantgate prefix, so they count as
+    // someone else's), dropped after each case whatever happens.
+    const r = (name: string) => `${fx.prefix}x_${name}`;
+    // Only this fixture's roles: a server has its own superusers (noted as info) and other suites' roles.
+    const tg001 = async () => (await doctor()).filter((f) => f.id === 'TG001' && f.object.startsWith(`role ${fx.prefix}`));
+    /** Run `plant`, hand TG001's findings to `check`, then drop every role named in `roles` (and what they hold). */
+    const withRoles = async (roles: string[], plant: string, check: (found: Awaited<ReturnType<typeof tg001>>) => void) => {
+      expect(await tg001()).toEqual([]);
+      try {
+        await fx.db.query(plant);
+        check(await tg001());
+      } finally {
+        for (const role of [...roles].reverse()) await fx.db.query(`DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') THEN EXECUTE 'REVOKE ALL ON public.orders FROM ${role}; DROP ROLE ${role}'; END IF; END $$`);
+      }
+      expect(await tg001()).toEqual([]);
+    };
+
+    it('a NOLOGIN BYPASSRLS role with SELECT on a dataset table is a loaded gun: medium, with the statements that disarm it', async () => {
+      const c = r('gun');
+      await withRoles([c], `CREATE ROLE ${c} NOLOGIN BYPASSRLS; GRANT SELECT ON public.orders TO ${c}`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'medium', object: `role ${c}`, message: expect.stringContaining('no login can become it yet') })]);
+        expect(found[0]!.fix).toContain(`ALTER ROLE "${c}" NOBYPASSRLS;`);
+        expect(found[0]!.fix).toContain(`REVOKE ALL ON public.orders FROM "${c}";`);
+      });
+    });
+
+    it('any privilege counts, and privileges held through a role it inherits count too', async () => {
+      const c = r('writer');
+      await withRoles([c], `CREATE ROLE ${c} NOLOGIN BYPASSRLS; GRANT UPDATE (status) ON public.orders TO ${c}`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'medium', object: `role ${c}` })]);
+      });
+      const g = r('readers');
+      const b = r('inherits');
+      await withRoles([g, b], `CREATE ROLE ${g} NOLOGIN; GRANT SELECT ON public.orders TO ${g}; CREATE ROLE ${b} NOLOGIN BYPASSRLS INHERIT; GRANT ${g} TO ${b}`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'medium', object: `role ${b}` })]);
+        expect(found[0]!.fix).toContain(`REVOKE "${g}" FROM "${b}";`);
+      });
+      // NOINHERIT: it has to SET ROLE to the group to use its privileges, and then it no longer bypasses.
+      const n = r('noinherit');
+      await fx.db.query(`CREATE ROLE ${g} NOLOGIN; GRANT SELECT ON public.orders TO ${g}; CREATE ROLE ${n} NOLOGIN BYPASSRLS NOINHERIT; GRANT ${g} TO ${n}`);
+      try {
+        expect(await tg001()).toEqual([]);
+      } finally {
+        await fx.db.query(`DROP ROLE ${n}; REVOKE ALL ON public.orders FROM ${g}; DROP ROLE ${g}`);
+      }
+    });
+
+    it('a login that can SET ROLE to it, directly or through nested membership, makes it high', async () => {
+      const [a, b, c] = [r('analyst'), r('team'), r('bypass')];
+      await withRoles(
+        [a, b, c],
+        `CREATE ROLE ${c} NOLOGIN BYPASSRLS; GRANT SELECT ON public.orders TO ${c}; CREATE ROLE ${b} NOLOGIN; GRANT ${c} TO ${b}; CREATE ROLE ${a} LOGIN; GRANT ${b} TO ${a}`,
+        (found) => {
+          expect(found).toEqual([expect.objectContaining({ severity: 'high', object: `role ${c}`, message: expect.stringContaining(`${a} can SET ROLE to it (through ${b})`) })]);
+          expect(found[0]!.fix).toContain(`ALTER ROLE "${c}" NOBYPASSRLS;`);
+          expect(found[0]!.fix).toContain(`REVOKE "${b}" FROM "${a}";`);
+        },
+      );
+      // The premise, on a server: that login really reads every tenant's rows.
+      if (kind === 'postgres') {
+        await fx.db.query(`CREATE ROLE ${c} NOLOGIN BYPASSRLS; GRANT SELECT ON public.orders TO ${c}; CREATE ROLE ${b} NOLOGIN; GRANT ${c} TO ${b}; CREATE ROLE ${a} LOGIN; GRANT ${b} TO ${a}`);
+        try {
+          const login = await fx.connectAs(a);
+          const all = (await fx.db.query<{ n: number }>(`SELECT count(DISTINCT tenant_id)::int AS n FROM public.orders`)).rows[0]!.n;
+          expect(all).toBeGreaterThan(1);
+          const client = await login.pool.connect();
+          try {
+            await client.query(`SET ROLE ${c}`);
+            expect((await client.query<{ n: number }>(`SELECT count(DISTINCT tenant_id)::int AS n FROM public.orders`)).rows[0]!.n).toBe(all);
+          } finally {
+            client.release();
+            await login.close();
+          }
+        } finally {
+          await fx.db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${a}'`);
+          await fx.db.query(`DROP ROLE ${a}; DROP ROLE ${b}; REVOKE ALL ON public.orders FROM ${c}; DROP ROLE ${c}`);
+        }
+      }
+    });
+
+    it('a membership without SET (PostgreSQL 16 and later) does not let the login become it', async () => {
+      const v = Number((await fx.db.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+      if (v < 160000) return; // before 16 every membership allows SET ROLE
+      const [a, c] = [r('noset'), r('bypass2')];
+      await withRoles([a, c], `CREATE ROLE ${c} NOLOGIN BYPASSRLS; GRANT SELECT ON public.orders TO ${c}; CREATE ROLE ${a} LOGIN NOINHERIT; GRANT ${c} TO ${a} WITH SET FALSE`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'medium', object: `role ${c}` })]);
+      });
+    });
+
+    it("a tenantgate login (the gateway's) that can become it is critical", async () => {
+      const c = r('gwbypass');
+      await withRoles([c], `CREATE ROLE ${c} NOLOGIN BYPASSRLS; GRANT SELECT ON public.orders TO ${c}; GRANT ${c} TO ${fx.names.gateway}`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'critical', object: `role ${c}`, message: expect.stringContaining(fx.names.gateway) })]);
+        expect(found[0]!.fix).toContain(`REVOKE "${c}" FROM "${fx.names.gateway}";`);
+      });
+    });
+
+    it('a role only the login running the doctor (the owner) can become is its own: noted, not flagged', async () => {
+      const c = r('ownerside');
+      const me = (await fx.db.query<{ u: string }>('SELECT current_user::text AS u')).rows[0]!.u;
+      await withRoles([c], `CREATE ROLE ${c} NOLOGIN BYPASSRLS; GRANT SELECT ON public.orders TO ${c}; GRANT ${c} TO ${me}`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'info', object: `role ${c}`, message: expect.stringContaining('only the login the doctor runs as') })]);
+      });
+    });
+
+    it('superusers the same way: noted, unless a tenantgate login can become one', async () => {
+      const [a, s] = [r('dba'), r('super')];
+      await withRoles([a, s], `CREATE ROLE ${s} NOLOGIN SUPERUSER; CREATE ROLE ${a} LOGIN; GRANT ${s} TO ${a}`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'info', object: `role ${s}`, message: expect.stringContaining(`${a} can SET ROLE to it`) })]);
+      });
+      await withRoles([s], `CREATE ROLE ${s} NOLOGIN SUPERUSER; GRANT ${s} TO ${fx.names.gateway}`, (found) => {
+        expect(found).toEqual([expect.objectContaining({ severity: 'critical', object: `role ${s}` })]);
+        expect(found[0]!.fix).toContain(`REVOKE "${s}" FROM "${fx.names.gateway}";`);
+      });
+    });
   });
 
   it('TG002: the gateway login inherits, or owns a table', async () => {
