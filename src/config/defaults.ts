@@ -10,7 +10,8 @@ export const DEFAULTS = {
     placements: {},
   },
   server: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576, pool_size: 10, tenant_pool_share: 0.5 },
-  security: { secret_env: 'TENANTGATE_SECRET' },
+  /** signing_key_env: an Ed25519 private key (PEM, PKCS#8) that signs export manifests and erasure certificates. */
+  security: { secret_env: 'TENANTGATE_SECRET', signing_key_env: 'TENANTGATE_SIGNING_KEY' },
   identity: {
     api_keys: true,
     tenant_from: ['credential', 'header', 'path', 'subdomain'],

@@ -109,7 +109,10 @@ export const configSchema = z.strictObject({
     })
     .default({ ...DEFAULTS.server }),
   security: z
-    .strictObject({ secret_env: z.string().default(DEFAULTS.security.secret_env) })
+    .strictObject({
+      secret_env: z.string().default(DEFAULTS.security.secret_env),
+      signing_key_env: z.string().default(DEFAULTS.security.signing_key_env),
+    })
     .default({ ...DEFAULTS.security }),
   identity: z
     .strictObject({

@@ -57,6 +57,11 @@ export const ERROR_CODES = {
     exit: 2,
     hint: 'Set the server secret variable (security.secret_env, default TENANTGATE_SECRET) to 32+ random bytes.',
   },
+  SIGNING_KEY_MISSING: {
+    status: 500,
+    exit: 2,
+    hint: 'Set the signing key variable (security.signing_key_env, default TENANTGATE_SIGNING_KEY) to an Ed25519 private key in PEM: `openssl genpkey -algorithm ed25519`.',
+  },
   ROLE_UNKNOWN: { status: 400, exit: 2, hint: 'Use a role defined under `roles:` in tenantgate.yaml.' },
   PLACEMENT_UNKNOWN: { status: 400, exit: 2, hint: 'Define the placement under database.placements.' },
   DATASET_TABLE_MISSING: { status: 500, exit: 2, hint: 'Create the table, or fix `table:` in the dataset.' },

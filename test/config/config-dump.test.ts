@@ -79,6 +79,7 @@ describe('tenantgate config dump', () => {
       APP_JWT_SECRET: 'unset',
       APP_SECRET: 'set (hidden)',
       EU_DATABASE_URL: 'unset',
+      TENANTGATE_SIGNING_KEY: 'unset',
     });
     // tenants/*.yaml merged after the main file's tenants, in file name order.
     expect(doc.tenants.map((t) => t.id)).toEqual(['acme_corp', 'globex_inc', 'initech']);

@@ -20,7 +20,7 @@ export function maskedEffective(config: Config, env: Record<string, string | und
     return { ...t, tier: t.tier ?? effective.defaults.tier, roles: resolved?.roles ?? t.roles, quotas: resolved?.quotas ?? t.quotas };
   });
   effective.database.url = maskUrl(effective.database.url);
-  const envNames = new Set<string>([effective.database.gateway_url_env, effective.security.secret_env]);
+  const envNames = new Set<string>([effective.database.gateway_url_env, effective.security.secret_env, effective.security.signing_key_env]);
   for (const p of Object.values(effective.database.placements)) envNames.add(p.url_env);
   if (effective.identity.jwt?.secret_env) envNames.add(effective.identity.jwt.secret_env);
   effective.quota_store = maskUrl(effective.quota_store);
