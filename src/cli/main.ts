@@ -71,11 +71,12 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
     .command('apply')
     .description('make the roles, policies, grants and catalog the configuration needs (idempotent)')
     .option('--dry-run', 'show the changes without making them')
-    .action(async (opts: { dryRun?: boolean }) => {
+    .option('--rotate-gateway-password', 'set a new random password for the existing gateway login and print its full URL once')
+    .action(async (opts: { dryRun?: boolean; rotateGatewayPassword?: boolean }) => {
       const { applyProvision, loadServerSecret, printProvision } = await core();
       const config = await withConfig(io, globals());
       const result = await withOwnerDb(config, (db) =>
-        applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, env: io.env, onProgress: globals().json ? undefined : progress(io, 'apply') }),
+        applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, rotateGatewayPassword: opts.rotateGatewayPassword, env: io.env, onProgress: globals().json ? undefined : progress(io, 'apply') }),
       );
       printProvision(io, result, opts.dryRun ? 'dry-run' : 'apply', Boolean(globals().json), config.effective.database.gateway_url_env);
     });

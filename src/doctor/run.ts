@@ -22,6 +22,7 @@ import { extendedStatistics } from './checks/extended-statistics.ts';
 import { missingRoles } from './checks/missing-roles.ts';
 import { largeObjects } from './checks/large-objects.ts';
 import { plainStatistics } from './checks/plain-statistics.ts';
+import { rolePrefix } from './checks/role-prefix.ts';
 
 /** Every check, in report order. One file each under checks/. */
 export const CHECKS: Check[] = [
@@ -43,6 +44,7 @@ export const CHECKS: Check[] = [
   largeObjects,
   plainStatistics,
   tierWalls,
+  rolePrefix,
 ];
 
 /**

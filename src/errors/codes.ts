@@ -77,6 +77,8 @@ export const ERROR_CODES = {
     hint: 'The gateway login must not be superuser, have BYPASSRLS, or own a dataset table.',
   },
   TIER_UNSUPPORTED: { status: 400, exit: 2, hint: 'Only tier database can live on a named placement; pooled and schema tenants live on the default one.' },
+  CATALOG_OUTDATED: { status: 503, exit: 2, hint: "The database's tenantgate catalog predates this version of tenantgate: run `tenantgate apply`." },
+  ROLE_PREFIX_IN_USE: { status: 409, exit: 2, hint: 'Roles are per server: give each database on it its own database.role_prefix in tenantgate.yaml.' },
   // tenant moves (tenantgate tenant move, POST /v1/admin/tenants/{id}/move)
   MOVE_CONFLICT: { status: 409, exit: 1, hint: 'Another move of this tenant is running or unfinished (rerun the same move to finish it, or --abort), or its rows collide with rows already at the new place.' },
   MOVE_UNSUPPORTED: { status: 400, exit: 2, hint: 'A move needs a different place, a primary key on every dataset table, an applied catalog and an owner that bypasses RLS.' },

@@ -393,6 +393,53 @@ describe.each(BACKENDS)('doctor on %s', (kind) => {
   });
 
   it('SARIF output has the 2.1.0 shape with a rule per check', async () => {
+  // Roles are per server, databases per project: another database holding grants to this prefix's
+  // roles is another project with the same role_prefix. Server only (PGlite's tenant databases are
+  // instances of their own).
+  it.skipIf(kind !== 'postgres')("TG022: another database on the server holds grants to the prefix's roles; this project's tenant databases do not count", async () => {
+    const urlOf = (name: string) => {
+      const u = new URL(SERVER_URL as string);
+      u.pathname = `/${name}`;
+      return u.toString();
+    };
+    const admin = async (sql: string, database = 'postgres') => {
+      const c = new pg.Client({ connectionString: urlOf(database) });
+      await c.connect();
+      try {
+        await c.query(sql);
+      } finally {
+        await c.end();
+      }
+    };
+    const tg022 = async () => (await doctor()).filter((f) => f.id === 'TG022');
+    /** A database `name` whose table is granted to `role`: found by TG022 or not, then dropped. */
+    const otherDatabase = async (name: string, role: string, expectFound: boolean) => {
+      expect(await tg022()).toEqual([]);
+      await admin(`CREATE DATABASE "${name}"`);
+      try {
+        await admin(`CREATE TABLE shared_t (x int); GRANT SELECT ON shared_t TO "${role}"`, name);
+        const found = await tg022();
+        if (expectFound) expect(found).toEqual([expect.objectContaining({ severity: 'high', object: `database ${name}`, message: expect.stringContaining(role) })]);
+        else expect(found).toEqual([]);
+      } finally {
+        await admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      }
+      expect(await tg022()).toEqual([]);
+    };
+    // Another project's database.
+    await otherDatabase(`${fx.prefix}x_other`, fx.names.access.read, true);
+    // The database a config tenant has in tier database: this project's own.
+    await otherDatabase(`${fx.prefix}_acme_corp`, fx.names.access.read, false);
+    // A project whose prefix extends this one (`<prefix>_b`): its roles are not this project's.
+    const nested = `${fx.prefix}_b_read`;
+    await fx.db.query(`CREATE ROLE "${nested}" NOLOGIN`);
+    try {
+      await otherDatabase(`${fx.prefix}x_nested`, nested, false);
+    } finally {
+      await fx.db.query(`DROP ROLE "${nested}"`);
+    }
+  });
+
     await fx.db.query(`CREATE POLICY wide ON public.orders FOR SELECT USING (true)`);
     try {
       const sarif = toSarif(await doctor()) as { version: string; runs: Array<{ tool: { driver: { rules: Array<{ id: string }> } }; results: Array<{ ruleId: string; level: string; message: { text: string } }> }> };
