@@ -46,9 +46,11 @@ export interface TenantGate {
   /**
    * Run `fn` in a transaction scoped to one tenant at one access level. Reads see only that
    * tenant's rows; writes must stay in it; read access is READ ONLY. Outside `withTenant`
-   * the gateway login can read no tenant table at all.
+   * the gateway login can read no tenant table at all. A suspended tenant is refused
+   * (TENANT_SUSPENDED) unless the scope says `allowSuspended: true` (lifecycle jobs: export, erase);
+   * the status is this process's last look at the catalog, at most `routesIntervalMs` old.
    */
-  withTenant<T>(scope: { tenant: string; access: AccessLevel }, fn: (db: TenantClient) => Promise<T>): Promise<T>;
+  withTenant<T>(scope: TenantScope, fn: (db: TenantClient) => Promise<T>): Promise<T>;
   /**
    * Run one statement as one tenant: on a server, context and statement under one Sync (one
    * round trip, an implicit transaction); on the embedded database, a withTenant transaction.
@@ -58,11 +60,22 @@ export interface TenantGate {
    * record), two round trips instead of one.
    */
   statement(
-    scope: { tenant: string; access: AccessLevel },
+    scope: TenantScope,
     query: { text: string; values: unknown[]; rowMode?: 'array' },
     options?: { after?: (result: pg.QueryResult) => { text: string; values: unknown[] } },
   ): Promise<pg.QueryResult>;
   close(): Promise<void>;
+}
+
+/** Who a unit of work runs as: one tenant (or `all`, platform only) at one access level. */
+export interface TenantScope {
+  tenant: string;
+  access: AccessLevel;
+  /**
+   * Run even though the tenant is suspended: for lifecycle work that must reach a suspended tenant's
+   * rows (export, erase), never for the tenant's own requests. The HTTP gateway never sets it.
+   */
+  allowSuspended?: boolean;
 }
 
 export async function createTenantGate(options: TenantGateOptions): Promise<TenantGate> {
@@ -110,7 +123,7 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     return m;
   };
 
-  const resolveScope = (scope: { tenant: string; access: AccessLevel }): TenantContext => {
+  const resolveScope = (scope: TenantScope): TenantContext => {
     if (!scope || !ACCESS_LEVELS.includes(scope.access)) {
       throw new TenantGateError('TENANT_CONTEXT_REQUIRED', `access must be one of ${ACCESS_LEVELS.join(', ')}`);
     }
@@ -121,7 +134,8 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
     if (!isValidTenantId(scope.tenant)) throw new TenantGateError('TENANT_CONTEXT_REQUIRED', 'a valid tenant id is required');
     const tenant: Tenant | undefined = config.tenants.get(scope.tenant);
     if (!tenant) throw new TenantGateError('TENANT_UNKNOWN', 'unknown tenant');
-    if (tenant.status === 'suspended') throw new TenantGateError('TENANT_SUSPENDED', 'the tenant is suspended');
+    // The config's status or the catalog's (a runtime suspension), as of the last look at tenant_routes.
+    if (routes.suspended(tenant.id) && scope.allowSuspended !== true) throw new TenantGateError('TENANT_SUSPENDED', 'the tenant is suspended');
     // A schema-tier tenant's unqualified names find its own tables first.
     const searchPath = routes.get(tenant.id).tier === 'schema' ? `"${tenantSchema(tenant.id).replace(/"/g, '""')}"` : null;
     return { tenant: tenant.id, access: scope.access, role: names.access[scope.access], mac: macFor(tenant.id), statementTimeoutMs: tenant.quotas.statement_timeout_ms, searchPath };
@@ -132,7 +146,7 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
    * heard of yet, meets a database that no longer exists (at connect, before anything ran): look
    * again and run once more where it lives now.
    */
-  const atPlace = async <T>(scope: { tenant: string; access: AccessLevel }, run: (ctx: TenantContext, on: Database) => Promise<T>): Promise<T> => {
+  const atPlace = async <T>(scope: TenantScope, run: (ctx: TenantContext, on: Database) => Promise<T>): Promise<T> => {
     const ctx = resolveScope(scope);
     const on = await databaseOf(ctx.tenant);
     try {

@@ -1,5 +1,5 @@
 /** tenantgate as a library: the same engine the CLI and gateway use. */
-export { createTenantGate, type TenantGate, type TenantGateOptions } from './gate.ts';
+export { createTenantGate, type TenantGate, type TenantGateOptions, type TenantScope } from './gate.ts';
 export type { TenantClient } from './execute/tenant-transaction.ts';
 export { loadConfig, parseConfig } from './config/load.ts';
 export type { Config, Dataset, Tenant, AccessLevel } from './config/types.ts';

@@ -41,6 +41,18 @@ export interface AuditEvent {
   /** Whether the statement ran under row level security (null: nothing ran). */
   rls: boolean | null;
   client: string | null;
+  /**
+   * A lifecycle change it made (only on those records): suspend or resume, the reason given, and
+   * whether it changed anything (a second suspend does not).
+   */
+  lifecycle?: LifecycleChange | undefined;
+}
+
+/** What a lifecycle request changed, as its audit record keeps it. */
+export interface LifecycleChange {
+  action: 'suspend' | 'resume';
+  reason: string | null;
+  changed: boolean;
 }
 
 /** Denials are refusals of who or what (credential, tenant, policy, SQL, quota); other failures are errors. */

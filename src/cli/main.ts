@@ -198,6 +198,26 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
       else io.stdout(table(Object.entries(view!).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])));
     });
 
+  for (const action of ['suspend', 'resume'] as const) {
+    tenant
+      .command(`${action} <id>`)
+      .description(
+        action === 'suspend'
+          ? 'suspend a tenant: every gateway refuses it within a second, its direct logins stop and their sessions end (idempotent)'
+          : 'resume a suspended tenant: its requests and direct logins work again (idempotent)',
+      )
+      .option('--reason <text>', 'why (kept with the suspension and in the audit trail)')
+      .option('--dry-run', 'show what would change; change nothing')
+      .action(async (id: string, opts: { reason?: string; dryRun?: boolean }) => {
+        const { runSuspendCommand, formatSuspension } = await import('./commands/suspend.ts');
+        const config = await withConfig(io, globals());
+        const result = await withOwnerDb(config, (db) => runSuspendCommand(io, config, db, id, action, opts));
+        if (globals().json) printJson(io, result);
+        else io.stdout(formatSuspension(result, action));
+        if (!('dry_run' in result) && (result.logins.failed.length > 0 || result.own_database?.ok === false)) setExit(1);
+      });
+  }
+
   tenant
     .command('quotas <id>')
     .description("show a tenant's quotas, or change them at runtime (every gateway follows within quota_refresh.overrides_ms)")
@@ -353,6 +373,46 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
       });
       if (globals().json) printJson(io, { removed, dry_run: Boolean(opts.dryRun), retention_days: config.effective.audit.retention_days });
       else io.stdout(`${opts.dryRun ? 'Would remove' : 'Removed'} ${removed} audit record(s) older than ${config.effective.audit.retention_days} days.\n`);
+    });
+
+  const jobs = program.command('jobs').description('lifecycle jobs (export, erase, backup, …): list, show, cancel');
+  jobs
+    .command('list')
+    .description('jobs, newest first (the output says when more match)')
+    .option('--tenant <id>', "one tenant's jobs")
+    .option('--state <state>', 'queued, running, done, failed or cancelled')
+    .option('--kind <kind>', 'one kind of job')
+    .option('--limit <n>', 'at most this many (default 100)', (v) => Number(v))
+    .option('--before <cursor>', 'the next page: the cursor a cut page names (`next` with --json)')
+    .action(async (opts: import('./commands/jobs.ts').JobListFlags) => {
+      const { listJobsCommand, formatJobs } = await import('./commands/jobs.ts');
+      const { jobJson } = await import('../lifecycle/jobs/store.ts');
+      const config = await withConfig(io, globals());
+      const page = await withOwnerDb(config, (db) => listJobsCommand(db, opts));
+      if (globals().json) printJson(io, { jobs: page.jobs.map((j) => jobJson(j, { detail: true })), truncated: page.truncated, next: page.next });
+      else io.stdout(formatJobs(page));
+    });
+  jobs
+    .command('show <id>')
+    .description('one job: state, progress, attempts, result or error')
+    .action(async (id: string) => {
+      const { showJobCommand, formatJob } = await import('./commands/jobs.ts');
+      const { jobJson } = await import('../lifecycle/jobs/store.ts');
+      const config = await withConfig(io, globals());
+      const job = await withOwnerDb(config, (db) => showJobCommand(db, id));
+      if (globals().json) printJson(io, { job: jobJson(job, { detail: true }) });
+      else io.stdout(formatJob(job));
+    });
+  jobs
+    .command('cancel <id>')
+    .description('cancel a job: a queued one at once, a running one at its next checkpoint')
+    .action(async (id: string) => {
+      const { cancelJobCommand, formatCancel } = await import('./commands/jobs.ts');
+      const { jobJson } = await import('../lifecycle/jobs/store.ts');
+      const config = await withConfig(io, globals());
+      const job = await withOwnerDb(config, (db) => cancelJobCommand(db, id));
+      if (globals().json) printJson(io, { job: jobJson(job, { detail: true }) });
+      else io.stdout(formatCancel(job));
     });
 
   program

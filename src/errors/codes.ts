@@ -49,7 +49,7 @@ export const ERROR_CODES = {
     hint: 'Call withTenant({tenant, access}) with a valid tenant id and access level.',
   },
   // configuration and provisioning (mostly CLI)
-  CONFIG_NOT_FOUND: { status: 500, exit: 2, hint: 'Pass --config or run `tenantgate init`.' },
+  CONFIG_NOT_FOUND: { status: 500, exit: 2, hint: 'Pass --config (or set TENANTGATE_CONFIG), or start from the example in docs/configuration.md; `npm start` writes a working demo configuration.' },
   CONFIG_INVALID: { status: 500, exit: 2, hint: 'Fix the file and line named in the message.' },
   CONFIG_ENV_MISSING: { status: 500, exit: 2, hint: 'Set the environment variable or give a default: ${VAR:-default}.' },
   SECRET_MISSING: {
@@ -84,6 +84,11 @@ export const ERROR_CODES = {
   MOVE_UNSUPPORTED: { status: 400, exit: 2, hint: 'A move needs a different place, a primary key on every dataset table, an applied catalog and an owner that bypasses RLS.' },
   MOVE_VERIFY_FAILED: { status: 500, exit: 1, hint: 'The copy did not match the original: the tenant stays where it was. Rerun the move (it copies again) or --abort it.' },
   KEY_UNKNOWN: { status: 404, exit: 2, hint: 'Check the key id (`tenantgate key list`).' },
+  // lifecycle jobs (tenantgate jobs, /v1/admin/jobs)
+  JOB_UNKNOWN: { status: 404, exit: 2, hint: 'Check the job id (`tenantgate jobs list`).' },
+  JOB_FINISHED: { status: 409, exit: 1, hint: 'The job has already finished (done, failed or cancelled): there is nothing to cancel.' },
+  JOB_CANCELLED: { status: 409, exit: 1, hint: 'The job was cancelled (`tenantgate jobs cancel`) before it finished; start it again to redo it.' },
+  JOB_ABANDONED: { status: 500, exit: 1, hint: 'The runners that took the job kept stopping before it finished (a crash or kill each time): check their logs, then start it again.' },
   USAGE: { status: 400, exit: 2, hint: 'See `tenantgate --help`.' },
   INTERNAL: { status: 500, exit: 1, hint: 'A bug: please report it with the request id.' },
 } as const satisfies Record<string, ErrorSpec>;

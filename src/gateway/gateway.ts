@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
-import { decisionOf, isSecurityEvent, NO_TENANT, type AuditEvent } from '../audit/event.ts';
+import { decisionOf, isSecurityEvent, NO_TENANT, type AuditEvent, type LifecycleChange } from '../audit/event.ts';
 import { SecurityEvents } from '../audit/security-events.ts';
 import { AuditSink } from '../audit/sink.ts';
 import { appendEvents, appendStatement, pageOf, pruneAudit, readQuery, type AuditPage } from '../audit/store.ts';
@@ -60,6 +60,8 @@ export interface RequestRecord {
   audited?: boolean;
   /** What admit granted: a concurrency slot to give back, RateLimit-* headers. */
   permit?: Permit;
+  /** A lifecycle change the request made (suspend, resume), with its reason, for the audit record. */
+  lifecycle?: LifecycleChange;
 }
 
 /** GET /v1/audit's query string (also the OpenAPI parameters). */
@@ -149,7 +151,8 @@ export class Gateway {
       config.datasets.length
         ? new StorageMeter(config, allTenants, {
             placed: () => [...config.tenants.keys()].map((tenant) => ({ tenant, tier: gate.routes.get(tenant).tier })).filter((p) => p.tier !== 'pooled'),
-            inOwnDatabase: (tenant, text, values) => gate.statement({ tenant, access: 'platform' }, { text, values, rowMode: 'array' }) as Promise<{ rows: unknown[][] }>,
+            // Measuring is not the tenant's request: a suspended one is measured too (or every tenant's measure would stop).
+            inOwnDatabase: (tenant, text, values) => gate.statement({ tenant, access: 'platform', allowSuspended: true }, { text, values, rowMode: 'array' }) as Promise<{ rows: unknown[][] }>,
           })
         : undefined,
       log,
@@ -228,7 +231,9 @@ export class Gateway {
     rec.tenant = tenant;
     rec.source = source;
     t.mark('resolve');
-    return { principal: rec.principal, tenant, access: rec.principal.access };
+    // The tenant as authorize sees it: suspended when the catalog says so (every process re-reads it each second).
+    const seen = tenant && tenant.status !== 'suspended' && this.gate.routes.suspended(tenant.id) ? { ...tenant, status: 'suspended' as const } : tenant;
+    return { principal: rec.principal, tenant: seen, access: rec.principal.access };
   }
 
   /** admit(ctx) → Permit: rate limits, then (for work on the database) a concurrency slot. */
@@ -395,7 +400,7 @@ export class Gateway {
   }
 
   /** A platform admin acting on one tenant of the config (admin API). */
-  private async platformTenant(rec: RequestRecord, id: string | undefined): Promise<Tenant> {
+  async platformTenant(rec: RequestRecord, id: string | undefined): Promise<Tenant> {
     rec.principal = await this.identifier.identify(rec.req);
     rec.timings.mark('identify');
     if (rec.principal.access !== 'platform') throw new TenantGateError('POLICY_DENIED', 'the admin API is for platform admins');
@@ -434,12 +439,12 @@ export class Gateway {
     rec.permit = await this.admission.admit(rec.principal, null, { slot: true });
     rec.timings.mark('authorize');
     return rec.tenant
-      ? this.readAudit(rec, { tenant: rec.tenant.id, access: 'platform' }, rec.tenant.id, f)
+      ? this.readAudit(rec, { tenant: rec.tenant.id, access: 'platform', allowSuspended: true }, rec.tenant.id, f) // a suspended tenant's trail too
       : this.readAudit(rec, { tenant: ALL_TENANTS, access: 'platform' }, f.tenant === NO_TENANT ? NO_TENANT : undefined, f);
   }
 
   /** One page, newest first: `truncated` says more records match, `next` (pass as `before`) reads them. */
-  private async readAudit(rec: RequestRecord, scope: { tenant: string; access: AccessLevel }, tenant: string | undefined, f: z.infer<typeof auditQuerySchema>): Promise<AuditPage> {
+  private async readAudit(rec: RequestRecord, scope: { tenant: string; access: AccessLevel; allowSuspended?: boolean }, tenant: string | undefined, f: z.infer<typeof auditQuerySchema>): Promise<AuditPage> {
     const q = readQuery({
       tenant,
       since: f.since ? new Date(f.since) : undefined,
@@ -503,6 +508,8 @@ export class Gateway {
       tenant_predicate: plan ? plan.tenantPredicate : null,
       rls: executed ? true : null,
       client: rec.client,
+      // undefined (and absent from the record's JSON) but on lifecycle changes.
+      lifecycle: rec.lifecycle,
     };
   }
 

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { ERROR_CODES } from '../errors/index.ts';
 import { adminAuditQuerySchema, auditQuerySchema, sqlQuerySchema } from '../gateway/gateway.ts';
 import { moveBodySchema } from '../gateway/moves.ts';
+import { suspendBodySchema } from '../lifecycle/suspend.ts';
+import { jobPaths, jobSchemas } from '../lifecycle/jobs/openapi.ts';
 import { semanticQuerySchema } from '../plan/semantic/request.ts';
 
 const answer = {
@@ -63,6 +65,14 @@ export function openApiDocument(): Record<string, unknown> {
     post: { ...admin('Move the tenant to another tier or placement online; 202 once under way, 200 with the plan for dry_run (platform admin)', 'MoveRequest'), responses: { 202: { description: 'under way' }, 200: { description: 'dry run: the plan' }, ...errors } },
     delete: admin('Abandon an unfinished move before its cut-over (platform admin)'),
   };
+  // Answer for a suspended tenant too; the body is optional ({} or none).
+  const lifecycle = (summary: string) => ({ ...admin(summary), requestBody: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/SuspendRequest' } } } } });
+  paths['/v1/admin/tenants/{id}'] = { get: admin("The tenant's place and status: active or suspended, and a suspension's reason, author and start (platform admin)") };
+  paths['/v1/admin/tenants/{id}/suspend'] = {
+    post: lifecycle('Suspend the tenant: every gateway refuses its requests (TENANT_SUSPENDED) within a second, its direct logins stop; idempotent (platform admin)'),
+  };
+  paths['/v1/admin/tenants/{id}/resume'] = { post: lifecycle('Resume a suspended tenant; idempotent (platform admin)') };
+  Object.assign(paths, jobPaths(errors)); // /v1/admin/jobs, /v1/admin/jobs/{id}
   paths['/metrics'] = { get: { summary: 'Prometheus metrics (platform credential unless metrics.public)', responses: { 200: { description: 'text/plain; version=0.0.4' }, ...errors } } };
   paths['/healthz'] = { get: { summary: 'Liveness', responses: { 200: { description: 'ok' } } } };
   paths['/readyz'] = { get: { summary: 'Readiness (the database answers)', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } };
@@ -78,6 +88,8 @@ export function openApiDocument(): Record<string, unknown> {
         Error: error,
         Object: { type: 'object' },
         MoveRequest: json(moveBodySchema),
+        SuspendRequest: json(suspendBodySchema),
+        ...jobSchemas(),
         AuditPage: {
           type: 'object',
           required: ['events', 'truncated', 'next'],

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { TenantGateError, isTenantGateError } from '../errors/index.ts';
 import type { Gateway, GatewayRequest, RequestRecord } from '../gateway/gateway.ts';
 import { openApiDocument } from './openapi.ts';
+import { adminSuspension, adminTenant } from '../lifecycle/suspend.ts';
+import { registerJobRoutes } from '../lifecycle/jobs/routes.ts';
 
 export interface ServerOptions {
   bodyLimit?: number;
@@ -133,6 +135,11 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
     return answer(req, reply, r.status, r.body);
   });
   app.delete('/v1/admin/tenants/:id/move', endpoint((req) => gateway.abortMove(rec(req), id(req))));
+  // Lifecycle (src/lifecycle/suspend.ts): these answer for a suspended tenant too.
+  app.get('/v1/admin/tenants/:id', endpoint((req) => adminTenant(gateway, rec(req), id(req))));
+  app.post('/v1/admin/tenants/:id/suspend', endpoint((req) => adminSuspension(gateway, rec(req), id(req), req.body, 'suspend')));
+  app.post('/v1/admin/tenants/:id/resume', endpoint((req) => adminSuspension(gateway, rec(req), id(req), req.body, 'resume')));
+  registerJobRoutes(app, gateway, endpoint, rec); // GET/DELETE /v1/admin/jobs[/:id] (src/lifecycle/jobs/routes.ts)
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {

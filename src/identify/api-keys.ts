@@ -97,6 +97,9 @@ export async function createApiKey(
         `CREATE ROLE ${ident(login.user)} LOGIN INHERIT CONNECTION LIMIT 20 PASSWORD ${literal(login.password)} IN ROLE ${ident(n.tenant(tenant))}`,
       );
       await client.query(`INSERT INTO tenantgate.db_roles (role_name, tenant_id, kind) VALUES ($1, $2, 'login')`, [login.user, tenant]);
+      // A suspended tenant's new login starts NOLOGIN (resume gives it LOGIN); a catalog from before suspensions has no sync_logins.
+      const sync = await client.query(`SELECT to_regprocedure('tenantgate.sync_logins(text)') IS NOT NULL AS ok`);
+      if (sync.rows[0]?.ok) await client.query(`SELECT tenantgate.sync_logins($1)`, [tenant]);
     }
     await client.query(`INSERT INTO tenantgate.api_keys (key_id, tenant_id, role, access, hash, db_login) VALUES ($1, $2, $3, $4, $5, $6)`, [
       keyId,

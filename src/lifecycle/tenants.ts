@@ -62,7 +62,13 @@ export interface TenantView {
   name: string;
   tier: string;
   placement: string;
+  /** `suspended` when the config says so or it was suspended at runtime (`tenant suspend`), else `active`. */
   status: string;
+  /**
+   * Why it is suspended: `source` runtime (with the reason given, who and since when), config
+   * (`status: suspended` in its file), or both. null while active.
+   */
+  suspension: { source: 'runtime' | 'config' | 'both'; reason: string | null; by: string | null; since: string | null } | null;
   /** Whether the catalog row matches the config (false until apply ran). */
   provisioned: boolean;
   roles: { read: string; write: string; admin: string; direct: string; gateway: string };
@@ -86,16 +92,32 @@ export async function describeTenants(db: Database, config: Config, n: Names, on
       throw err;
     });
   const rows = new Map(catalog.rows.map((r) => [r.id, r]));
+  // Runtime suspensions (a catalog from before them has none).
+  const held = await db
+    .query<{ tenant: string; reason: string | null; suspended_by: string; suspended_at: Date }>(`SELECT tenant, reason, suspended_by, suspended_at FROM tenantgate.suspensions WHERE tenant = ANY($1)`, [ids])
+    .catch((err: { code?: string }) => {
+      if (err.code === '42P01' || err.code === '3F000') return { rows: [] };
+      throw err;
+    });
+  const suspensions = new Map(held.rows.map((r) => [r.tenant, r]));
   return ids.map((id) => {
     const t = config.tenants.get(id)!;
     const row = rows.get(id);
+    const runtime = suspensions.get(id);
+    // The file's status as apply wrote it, or as it says now (not applied yet): suspended if either says so.
+    const byConfig = row?.status === 'suspended' || t.status === 'suspended';
     return {
       id,
       name: t.name,
       // Where its rows are: the database's word once provisioned (a move changes it).
       tier: row?.tier ?? t.tier,
       placement: row?.placement ?? t.placement,
-      status: row?.status ?? t.status,
+      status: runtime || byConfig ? 'suspended' : 'active',
+      suspension: runtime
+        ? { source: byConfig ? 'both' : 'runtime', reason: runtime.reason, by: runtime.suspended_by, since: new Date(runtime.suspended_at).toISOString() }
+        : byConfig
+          ? { source: 'config', reason: null, by: null, since: null }
+          : null,
       provisioned: row !== undefined,
       roles: { read: n.access.read, write: n.access.write, admin: n.access.admin, direct: n.tenant(id), gateway: n.gateway },
       key_roles: t.roles,

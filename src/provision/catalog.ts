@@ -62,6 +62,14 @@ CREATE INDEX audit_log_at ON tenantgate.audit_log (at)`,
   quotas jsonb NOT NULL DEFAULT '{}',
   updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   updated_by text)`,
+  // Tenants suspended at runtime (tenant suspend, POST /v1/admin/tenants/{id}/suspend): a row while
+  // suspended, gone once resumed. apply never writes it, so apply never undoes a suspension; a
+  // tenant is suspended when this row exists or its config says `status: suspended` (tenants.status).
+  suspensions: `CREATE TABLE tenantgate.suspensions (
+  tenant text PRIMARY KEY REFERENCES tenantgate.tenants(id),
+  reason text,
+  suspended_by text NOT NULL,
+  suspended_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
   // Tenant moves (main database): one row per tenant, its current or last move and where it got to,
   // so a rerun after a crash picks up from the phase it stopped in.
   moves: `CREATE TABLE tenantgate.moves (
@@ -96,6 +104,41 @@ CREATE INDEX audit_log_at ON tenantgate.audit_log (at)`,
   hash bytea NOT NULL,
   pruned_seq bigint NOT NULL DEFAULT 0,
   pruned_hash bytea NOT NULL DEFAULT '\\x')`,
+  // Lifecycle jobs (export, erase, backup, …; src/lifecycle/jobs/): a FOR UPDATE SKIP LOCKED queue.
+  // A runner owns a running job while its lease holds (heartbeats extend it); checkpoints and the
+  // outcome are written only while (runner, attempts) is still its claim. At most one running job
+  // per exclusive_key.
+  jobs: `CREATE TABLE tenantgate.jobs (
+  seq bigserial PRIMARY KEY,
+  id uuid NOT NULL UNIQUE,
+  kind text NOT NULL,
+  tenant text,
+  params jsonb NOT NULL DEFAULT '{}',
+  state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+  cancel_requested boolean NOT NULL DEFAULT false,
+  exclusive_key text,
+  progress_done bigint NOT NULL DEFAULT 0,
+  progress_total bigint,
+  phase text,
+  checkpoint jsonb,
+  result jsonb,
+  error_code text,
+  error_message text,
+  error_detail text,
+  requested_by text NOT NULL,
+  runner text,
+  lease_until timestamptz,
+  attempts int NOT NULL DEFAULT 0,
+  max_attempts int NOT NULL DEFAULT 5,
+  run_after timestamptz NOT NULL DEFAULT clock_timestamp(),
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  started_at timestamptz,
+  heartbeat_at timestamptz,
+  finished_at timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE INDEX jobs_open ON tenantgate.jobs (seq) WHERE state IN ('queued', 'running');
+CREATE INDEX jobs_tenant ON tenantgate.jobs (tenant, seq);
+CREATE UNIQUE INDEX jobs_exclusive ON tenantgate.jobs (exclusive_key) WHERE state = 'running' AND exclusive_key IS NOT NULL`,
 };
 
 /** The audit table's policies: its own tenant's chain for tenant admins and platform-for-one, everything for platform-all. */
@@ -105,7 +148,7 @@ const definer = `LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_c
 const invoker = `LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp`;
 const INVOKER_FUNCTIONS = new Set(['login_tenant', 'login_attr']);
 /** Functions that write (the audit trail): VOLATILE, still SECURITY DEFINER with a pinned search_path. */
-const WRITING_FUNCTIONS = new Set(['audit_append', 'audit_prune', 'set_quotas', 'move_capture']);
+const WRITING_FUNCTIONS = new Set(['audit_append', 'audit_prune', 'set_quotas', 'move_capture', 'set_suspension', 'sync_logins']);
 
 /** Function name → full CREATE OR REPLACE statement. The body is compared with prosrc for drift. */
 export const CATALOG_FUNCTIONS: Record<string, { args: string; create: string; body: string }> = (() => {
@@ -157,10 +200,11 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT d.tenant_id INTO found FROM tenantgate.db_roles d JOIN tenantgate.tenants t ON t.id = d.tenant_id
-   WHERE d.role_name = r AND t.status = 'active';
+   WHERE d.role_name = r AND t.status = 'active' AND NOT EXISTS (SELECT 1 FROM tenantgate.suspensions s WHERE s.tenant = t.id);
   IF found IS NULL AND NOT EXISTS (SELECT 1 FROM tenantgate.db_roles WHERE role_name = r) THEN
     SELECT d.tenant_id INTO found FROM tenantgate.db_roles d JOIN tenantgate.tenants t ON t.id = d.tenant_id
-     WHERE d.kind = 'tenant' AND t.status = 'active' AND pg_has_role(r, d.role_name, 'MEMBER') LIMIT 1;
+     WHERE d.kind = 'tenant' AND t.status = 'active' AND NOT EXISTS (SELECT 1 FROM tenantgate.suspensions s WHERE s.tenant = t.id)
+       AND pg_has_role(r, d.role_name, 'MEMBER') LIMIT 1;
   END IF;
   RETURN found;
 END`,
@@ -366,10 +410,124 @@ END`,
       'tenant_routes',
       'since timestamptz',
       'TABLE(id text, tier text, placement text, status text, updated_at timestamptz)',
-      // Where each tenant's rows are (the gateway routes by it; a move changes it), changed after since.
+      // Where each tenant's rows are (the gateway routes by it; a move changes it) and whether it is
+      // suspended (by the config or at runtime: suspend and resume touch updated_at), changed after since.
       `
 BEGIN
-  RETURN QUERY SELECT t.id, t.tier, t.placement, t.status, t.updated_at FROM tenantgate.tenants t WHERE t.updated_at > since ORDER BY t.updated_at;
+  RETURN QUERY SELECT t.id, t.tier, t.placement,
+    CASE WHEN EXISTS (SELECT 1 FROM tenantgate.suspensions s WHERE s.tenant = t.id) THEN 'suspended' ELSE t.status END,
+    t.updated_at FROM tenantgate.tenants t WHERE t.updated_at > since ORDER BY t.updated_at;
+END`,
+    ],
+    [
+      'tenant_status',
+      't text',
+      'jsonb',
+      // A tenant's status: suspended when the config says so (tenants.status, written by apply) or a
+      // runtime suspension exists (its reason, who, since when). NULL for a tenant not in the catalog.
+      `
+DECLARE
+  cfg text;
+  s record;
+BEGIN
+  SELECT x.status INTO cfg FROM tenantgate.tenants x WHERE x.id = t;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT p.reason, p.suspended_by, p.suspended_at INTO s FROM tenantgate.suspensions p WHERE p.tenant = t;
+  RETURN jsonb_build_object(
+    'tenant', t,
+    'status', CASE WHEN FOUND OR cfg = 'suspended' THEN 'suspended' ELSE 'active' END,
+    'config_status', cfg,
+    'suspension', CASE WHEN FOUND THEN jsonb_build_object('reason', s.reason, 'by', s.suspended_by, 'since', s.suspended_at) END);
+END`,
+    ],
+    [
+      'sync_logins',
+      't text',
+      'jsonb',
+      // Make the tenant's direct logins match its status: NOLOGIN and their sessions ended while it
+      // is suspended, LOGIN again (unless the key is revoked) once it is not. Its logins: those the
+      // catalog lists, and the members of its group named <prefix>_l_… (roles are per server: in a
+      // tenant's own database on another server the catalog lists none). Idempotent; privileges it
+      // lacks are reported in 'failed', never half-raised.
+      `
+DECLARE
+  off boolean;
+  r record;
+  logins text[] := '{}';
+  failed text[] := '{}';
+  changed int := 0;
+  ended int := 0;
+BEGIN
+  off := EXISTS (SELECT 1 FROM tenantgate.tenants x WHERE x.id = t AND x.status = 'suspended')
+      OR EXISTS (SELECT 1 FROM tenantgate.suspensions p WHERE p.tenant = t);
+  FOR r IN
+    SELECT m.rolname::text AS login, m.rolcanlogin AS can FROM pg_roles m
+     WHERE m.rolname::text IN (
+             SELECT d.role_name FROM tenantgate.db_roles d WHERE d.tenant_id = t AND d.kind = 'login'
+             UNION
+             SELECT l.rolname::text FROM tenantgate.db_roles g
+               JOIN pg_roles gr ON gr.rolname = g.role_name
+               JOIN pg_auth_members am ON am.roleid = gr.oid
+               JOIN pg_roles l ON l.oid = am.member
+              WHERE g.tenant_id = t AND g.kind = 'tenant'
+                AND starts_with(l.rolname::text, left(g.role_name, length(g.role_name) - length(t) - 3) || '_l_'))
+       AND NOT EXISTS (SELECT 1 FROM tenantgate.api_keys k WHERE k.db_login = m.rolname::text AND k.revoked_at IS NOT NULL)
+     ORDER BY 1
+  LOOP
+    logins := logins || r.login;
+    IF r.can = off THEN
+      BEGIN
+        EXECUTE format('ALTER ROLE %I %s', r.login, CASE WHEN off THEN 'NOLOGIN' ELSE 'LOGIN' END);
+        changed := changed + 1;
+      EXCEPTION WHEN insufficient_privilege THEN
+        failed := failed || r.login;
+      END;
+    END IF;
+  END LOOP;
+  IF off AND cardinality(logins) > 0 THEN
+    BEGIN
+      FOR r IN SELECT a.pid FROM pg_stat_activity a WHERE a.usename::text = ANY (logins) AND a.pid <> pg_backend_pid() LOOP
+        IF pg_terminate_backend(r.pid) THEN
+          ended := ended + 1;
+        END IF;
+      END LOOP;
+    EXCEPTION WHEN insufficient_privilege THEN
+      failed := failed || 'pg_terminate_backend'::text;
+    END;
+  END IF;
+  RETURN jsonb_build_object('suspended', off, 'logins', to_jsonb(logins), 'changed', changed, 'sessions_ended', ended, 'failed', to_jsonb(failed));
+END`,
+    ],
+    [
+      'set_suspension',
+      't text, suspend boolean, why text, changed_by text',
+      'jsonb',
+      // Suspend or resume a tenant at runtime (idempotent: 'changed' says whether it did anything;
+      // a second suspend keeps the first reason). Its logins follow (sync_logins). updated_at moves
+      // last, so every gateway's poll of tenant_routes sees the change once it commits. The gateway
+      // validates the request and lets only platform admins call it.
+      `
+DECLARE
+  did boolean;
+  logins jsonb;
+BEGIN
+  PERFORM 1 FROM tenantgate.tenants x WHERE x.id = t FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no such tenant' USING ERRCODE = '22023';
+  END IF;
+  IF suspend THEN
+    INSERT INTO tenantgate.suspensions (tenant, reason, suspended_by) VALUES (t, why, changed_by) ON CONFLICT (tenant) DO NOTHING;
+  ELSE
+    DELETE FROM tenantgate.suspensions p WHERE p.tenant = t;
+  END IF;
+  did := FOUND;
+  logins := tenantgate.sync_logins(t);
+  IF did THEN
+    UPDATE tenantgate.tenants x SET updated_at = clock_timestamp() WHERE x.id = t;
+  END IF;
+  RETURN tenantgate.tenant_status(t) || jsonb_build_object('changed', did, 'logins', logins);
 END`,
     ],
     [

@@ -194,6 +194,10 @@ function catalogChanges(snap: Snapshot, n: Names, pads: { ipad: Buffer; opad: Bu
     quota_overrides: [n.gateway],
     tenant_routes: [n.gateway],
     set_quotas: [n.gateway],
+    // Suspend and resume through the admin API (src/lifecycle/suspend.ts); only platform admins reach them.
+    tenant_status: [n.gateway],
+    set_suspension: [n.gateway],
+    sync_logins: [n.gateway],
   };
   for (const [name, fn] of Object.entries(CATALOG_FUNCTIONS)) {
     const actual = snap.functions.get(name);
@@ -235,6 +239,9 @@ function tenantChanges(config: Config, snap: Snapshot, n: Names): Change[] {
         sql: [
           `INSERT INTO ${CATALOG_SCHEMA}.tenants (id, name, tier, placement, status, attributes) VALUES (${literal(t.id)}, ${literal(t.name)}, ${literal(t.tier)}, ${literal(t.placement)}, ${literal(t.status)}, ${literal(attrs)}::jsonb)
            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status, attributes = EXCLUDED.attributes, updated_at = now()`,
+          // The config's status changed: its direct logins follow (NOLOGIN and sessions ended, or LOGIN
+          // again unless a runtime suspension still holds; tenantgate.sync_logins decides).
+          ...(row && row.status !== t.status ? [`SELECT ${CATALOG_SCHEMA}.sync_logins(${literal(t.id)})`] : []),
         ],
       });
     }

@@ -5,13 +5,22 @@ import type { TenantLocation } from './location.ts';
 type Queryable = { query(text: string, params?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }> };
 
 /**
+ * A row's updated_at is taken when its transaction writes it, not when it commits: each look goes
+ * back this far past the newest one seen, so a change that committed late is not skipped.
+ */
+const LOOK_BACK_MS = 5_000;
+
+/**
  * Where each tenant's rows are, as the main database says (tenantgate.tenants: set when a tenant is
- * made, changed by a move), falling back to the config for tenants not provisioned yet. Every
- * process re-reads the rows changed since its last look (tenantgate.tenant_routes), so a move's
- * cut-over reaches every gateway within `intervalMs`.
+ * made, changed by a move), falling back to the config for tenants not provisioned yet, and which
+ * tenants are suspended. Every process re-reads the rows changed since its last look
+ * (tenantgate.tenant_routes), so a move's cut-over, a suspension or a resume reaches every gateway
+ * within `intervalMs`.
  */
 export class Routes {
   private readonly known = new Map<string, TenantLocation>();
+  /** Tenants the catalog says are suspended (its config status or a runtime suspension). */
+  private readonly suspendedIds = new Set<string>();
   private since = '1970-01-01T00:00:00Z';
   private timer: NodeJS.Timeout | undefined;
   /** Called with the tenants whose location changed and where each was before (their plans and pools follow). */
@@ -29,8 +38,17 @@ export class Routes {
     return { tier: t?.tier ?? 'pooled', placement: t?.placement ?? 'default' };
   }
 
+  /**
+   * Whether the tenant is suspended: its config says `status: suspended`, or the catalog says so
+   * (as of the last look, at most `intervalMs` ago). A set lookup: the request path asks it every time.
+   */
+  suspended(tenant: string): boolean {
+    return this.suspendedIds.has(tenant) || this.config.tenants.get(tenant)?.status === 'suspended';
+  }
+
   async refresh(): Promise<string[]> {
-    const r = await this.db.query(`SELECT id, tier, placement, updated_at FROM tenantgate.tenant_routes($1::timestamptz)`, [this.since]);
+    const from = new Date(Date.parse(this.since) - LOOK_BACK_MS).toISOString();
+    const r = await this.db.query(`SELECT id, tier, placement, status, updated_at FROM tenantgate.tenant_routes($1::timestamptz)`, [from]);
     const changed: string[] = [];
     const before = new Map<string, TenantLocation | undefined>();
     for (const row of r.rows) {
@@ -38,7 +56,10 @@ export class Routes {
       const next = { tier: row['tier'] as Tier, placement: row['placement'] as string };
       const prev = this.known.get(id);
       this.known.set(id, next);
-      this.since = new Date(row['updated_at'] as string).toISOString();
+      if (row['status'] === 'suspended') this.suspendedIds.add(id);
+      else this.suspendedIds.delete(id);
+      const at = new Date(row['updated_at'] as string).toISOString();
+      if (at > this.since) this.since = at;
       if (!prev || prev.tier !== next.tier || prev.placement !== next.placement) {
         changed.push(id);
         before.set(id, prev);

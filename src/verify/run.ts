@@ -98,7 +98,8 @@ function defaultConnect(config: Config): (user: string, password: string, databa
 
 export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
   const started = Date.now();
-  const tenants = [...o.config.tenants.values()].filter((t) => t.status === 'active').map((t) => t.id);
+  // Suspended tenants (by the config or at runtime) answer nothing: no pair to probe.
+  const tenants = [...o.config.tenants.values()].filter((t) => !o.gate.routes.suspended(t.id)).map((t) => t.id);
   const { list, total } = samplePairs(tenants, o.pairs ?? DEFAULT_PAIRS);
   const involved = [...new Set(list.flat())];
   const probes: Probe[] = o.only ? PROBES.filter((p) => o.only!.includes(p.id)) : PROBES;

@@ -4,7 +4,8 @@ import { atLeast } from '../../src/doctor/finding.ts';
 import { runDoctor } from '../../src/doctor/run.ts';
 import { toSarif } from '../../src/doctor/sarif.ts';
 import { lacksFix, RLS_CVES, versionNum } from '../../src/doctor/checks/server-cve.ts';
-import { BACKENDS, createFixture, fixture, type Fixture } from '../support/backends.ts';
+import pg from 'pg';
+import { BACKENDS, createFixture, fixture, SERVER_URL, type Fixture } from '../support/backends.ts';
 
 describe.each(BACKENDS)('doctor on %s', (kind) => {
   let fx: Fixture;
@@ -392,7 +393,6 @@ describe.each(BACKENDS)('doctor on %s', (kind) => {
     }
   });
 
-  it('SARIF output has the 2.1.0 shape with a rule per check', async () => {
   // Roles are per server, databases per project: another database holding grants to this prefix's
   // roles is another project with the same role_prefix. Server only (PGlite's tenant databases are
   // instances of their own).
@@ -440,6 +440,7 @@ describe.each(BACKENDS)('doctor on %s', (kind) => {
     }
   });
 
+  it('SARIF output has the 2.1.0 shape with a rule per check', async () => {
     await fx.db.query(`CREATE POLICY wide ON public.orders FOR SELECT USING (true)`);
     try {
       const sarif = toSarif(await doctor()) as { version: string; runs: Array<{ tool: { driver: { rules: Array<{ id: string }> } }; results: Array<{ ruleId: string; level: string; message: { text: string } }> }> };

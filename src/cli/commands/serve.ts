@@ -3,6 +3,7 @@ import type { Config } from '../../config/types.ts';
 import type { TenantGate } from '../../gate.ts';
 import { Gateway } from '../../gateway/gateway.ts';
 import { buildServer } from '../../http/server.ts';
+import { startServeRunner } from '../../lifecycle/jobs/service.ts';
 import { lineBuffer } from '../../observe/line-buffer.ts';
 import { requestLog } from '../../observe/request-log.ts';
 import type { CliIO } from '../io.ts';
@@ -22,6 +23,8 @@ export async function serveGateway(io: CliIO, config: Config, gate: TenantGate, 
   const logger = pino({ level: io.env['TENANTGATE_LOG_LEVEL'] ?? 'info', base }, { write: (line: string) => lines.write(line) });
   const gateway = await Gateway.create({ gate, secret, env: io.env, logger, requestLog: logger.isLevelEnabled('info') ? requestLog((line) => lines.write(line), base) : () => {} });
   const app = buildServer(gateway);
+  // The lifecycle job runner (src/lifecycle/jobs/): polls the owner database off the request path; stopped when the server closes.
+  await startServeRunner(gateway);
   const host = options.host ?? config.effective.server.host;
   const port = options.port ?? config.effective.server.port;
   await app.listen({ host, port });
