@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import pg from 'pg';
+import { EmbeddedServer } from './embedded.ts';
 import { isEmbeddedUrl } from './url.ts';
 
 export { isEmbeddedUrl, maskUrl } from './url.ts';
@@ -12,15 +13,20 @@ export { isEmbeddedUrl, maskUrl } from './url.ts';
 export type DatabaseKind = 'pglite' | 'postgres';
 
 /**
- * One interface over the embedded database (PGlite) and a PostgreSQL server: a `pg.Pool`.
- * PGlite is reached through its node-postgres shim, so every caller speaks `pg` and the
- * conformance suite runs the same code on both. PGlite is one session: its pool has size 1.
+ * One interface over the embedded database (PGlite) and a PostgreSQL server: a `pg.Pool`, so
+ * every caller speaks `pg` and the conformance suite runs the same code on both. PGlite is one
+ * session: its pool has size 1. A `pglite://DIR` database runs in a worker thread that the pool
+ * reaches over the wire protocol (src/db/embedded.ts: the gateway's thread never runs a statement,
+ * and the statement timeout is enforced); `pglite://memory` and an instance passed in run in this
+ * thread through PGlite's node-postgres shim.
  */
 export interface Database {
   readonly kind: DatabaseKind;
   readonly pool: pg.Pool;
-  /** The PGlite instance behind the pool (embedded only): snapshots and clones. */
+  /** The in-process PGlite instance behind the pool (`pglite://memory`, or one passed in): snapshots and clones. */
   readonly pglite?: PGlite;
+  /** Embedded only: the data directory (absolute), or undefined in memory. */
+  readonly dataDir?: string;
   /** The login this pool connects as. */
   readonly user: string;
   /** Another pool on the same login (a server), or this one (PGlite has one session). */
@@ -54,7 +60,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       } else {
         const dir = resolve(options.baseDir ?? process.cwd(), target);
         mkdirSync(dir, { recursive: true });
-        instance = new PGlite(dir, pgliteOptions);
+        return openEmbedded(dir, pgliteOptions);
       }
     }
     await instance.waitReady;
@@ -62,10 +68,12 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     const pglite = instance;
     const pool = new pg.Pool({ ...createPgConfig(pglite), max: 1 });
     const user = ((await pglite.query<{ u: string }>('select current_user as u')).rows[0] as { u: string }).u;
+    const dataDir = pglite.dataDir && !pglite.dataDir.startsWith('memory') ? resolve(pglite.dataDir) : undefined;
     const db: Database = {
       kind: 'pglite',
       pool,
       pglite,
+      ...(dataDir ? { dataDir } : {}),
       user,
       sibling: async () => ({ ...db, close: async () => {} }),
       query: (text, params) => pool.query(text, params as unknown[]),
@@ -98,6 +106,35 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     query: (text, params) => pool.query(text, params as unknown[]),
     close: () => pool.end(),
   };
+}
+
+/**
+ * A data directory served by a worker thread (src/db/embedded.ts). The pool reaches it like a
+ * server, one connection at a time (PGlite is one session); a connection the pool drops is
+ * replaced by a fresh session, so idle ones are kept rather than closed and reopened. It pipelines
+ * like the gateway's server pools (a tenant transaction's BEGIN, context and first statement make
+ * one trip to the worker instead of three), so COPY streams and cursors are not for it: on the
+ * embedded database nothing uses them.
+ */
+async function openEmbedded(dir: string, options: { username?: string }): Promise<Database> {
+  const server = await EmbeddedServer.open(dir, options);
+  const pool = new pg.Pool({ max: 1, idleTimeoutMillis: 0, user: server.user, database: 'postgres', stream: () => server.connection(), pipeline: true } as pg.PoolConfig);
+  // A connection the watchdog ended errors while checked out: its query fails, the pool drops it.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const db: Database = {
+    kind: 'pglite',
+    pool,
+    dataDir: dir,
+    user: server.user,
+    sibling: async () => ({ ...db, close: async () => {} }),
+    query: (text, params) => pool.query(text, params as unknown[]),
+    close: async () => {
+      await pool.end();
+      await server.close();
+    },
+  };
+  return db;
 }
 
 /** Run `fn` in one transaction on one connection: committed if it returns, rolled back (the connection released clean) if it throws. */

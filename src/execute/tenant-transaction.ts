@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { AccessLevel } from '../config/types.ts';
+import { setStatementBudget } from '../db/embedded.ts';
 import { TenantGateError } from '../errors/index.ts';
 import { SETTING_MAC, SETTING_TENANT } from '../provision/names.ts';
 
@@ -119,6 +120,9 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
   } catch (err) {
     throw new TenantGateError('DB_UNAVAILABLE', 'could not get a database connection', { cause: err });
   }
+  // The embedded database has no timer of its own: its watchdog holds each round trip to the
+  // tenant's timeout (57014 past it, as on a server). Nothing on a server.
+  setStatementBudget(client, ctx.statementTimeoutMs);
   let open = true;
   let broken: unknown;
   // Readers run READ ONLY, unless the caller must write beside them (the durable audit record; the
@@ -175,6 +179,7 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
     if (broken) throw broken;
     open = false;
     const ended = await client.query(`${SCRUB}; COMMIT`);
+    setStatementBudget(client, undefined);
     // Committed: the result stands either way; a tampered connection is repaired or closed, never reused as it is.
     client.release(preparedIntact(client, ended) || (await forgetPrepared(client)) ? undefined : new Error('tenantgate: prepared statements changed by SQL; connection closed'));
     return result;
@@ -186,6 +191,7 @@ export async function runTenantTransaction<T>(pool: pg.Pool, ctx: TenantContext,
     );
     // The callback may have committed on its own and changed the session after that.
     const clean = rolledBack && (await scrub(client));
+    setStatementBudget(client, undefined);
     // A connection that could not be rolled back and scrubbed is destroyed, never reused by another tenant.
     client.release(clean ? undefined : (err as Error));
     throw mapDatabaseError(err);

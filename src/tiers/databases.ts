@@ -1,6 +1,6 @@
 import { existsSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import { join } from 'node:path';
+import type { PGlite } from '@electric-sql/pglite';
 import type { Config } from '../config/types.ts';
 import { isEmbeddedUrl, openDatabase, type Database } from '../db/database.ts';
 import { TenantGateError } from '../errors/index.ts';
@@ -21,7 +21,7 @@ interface Embedded {
  * EMBEDDED_CAP directories stay open (least recently used closed first), idle ones close.
  */
 const byKey = new Map<string, Embedded>();
-const memoryKeys = new WeakMap<PGlite, string>();
+const memoryKeys = new WeakMap<object, string>();
 let memorySeq = 0;
 export const EMBEDDED_CAP = 8;
 const EMBEDDED_IDLE_MS = 60_000;
@@ -85,14 +85,15 @@ export class DatabaseSet {
 
   /** Where an embedded tenant database lives: a directory beside the main one, or (main in memory) in memory. */
   private embeddedKey(placement: string, name: string): { key: string; dir: string | undefined } {
-    const main = this.o.main.pglite as PGlite;
-    const mainDir = main.dataDir && !main.dataDir.startsWith('memory') ? resolve(main.dataDir) : undefined;
+    const main = this.o.main;
+    const mainDir = main.dataDir;
     if (mainDir) {
       const dir = join(`${mainDir}.tenants`, placement, name);
       return { key: dir, dir };
     }
-    let m = memoryKeys.get(main);
-    if (!m) memoryKeys.set(main, (m = `memory#${++memorySeq}`));
+    const instance = main.pglite ?? main;
+    let m = memoryKeys.get(instance);
+    if (!m) memoryKeys.set(instance, (m = `memory#${++memorySeq}`));
     return { key: `${m}/${placement}/${name}`, dir: undefined };
   }
 
@@ -103,8 +104,10 @@ export class DatabaseSet {
       hit.used = Date.now();
       return hit.db;
     }
-    const make = this.o.pglite ?? ((d: string | undefined) => PGlite.create(d ? { dataDir: d } : {}));
-    const db = make(dir).then((instance) => openDatabase('pglite://memory', { pglite: instance }));
+    // A directory is served by a worker thread like the main database (src/db/embedded.ts); a tenant
+    // database in memory (the main one is) and instances made by an injected factory run here.
+    const make = this.o.pglite;
+    const db = make ? make(dir).then((instance) => openDatabase('pglite://memory', { pglite: instance })) : dir ? openDatabase(`pglite://${dir}`) : openDatabase('pglite://memory');
     byKey.set(key, { db, used: Date.now(), memory: dir === undefined });
     db.catch(() => byKey.delete(key));
     const open = [...byKey].filter(([, e]) => !e.memory);

@@ -5,9 +5,9 @@
  * to a server and test files run side by side.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { parseConfig } from '../../src/config/load.ts';
@@ -119,6 +119,11 @@ export interface FixtureOptions {
   apply?: boolean;
   /** Path the config pretends to live at (its tenants/ folder is read from beside it). */
   configFile?: string;
+  /**
+   * PGlite only: a data directory (from the cached snapshot) opened by its URL, so a worker thread
+   * serves it as for `serve` and `npm start` (src/db/embedded.ts), instead of an in-process clone.
+   */
+  pgliteDir?: boolean;
 }
 
 export async function createFixture(kind: BackendKind, options: FixtureOptions = {}): Promise<Fixture> {
@@ -127,7 +132,13 @@ export async function createFixture(kind: BackendKind, options: FixtureOptions =
   let url: string;
   let db: Database;
   let dbName = '';
-  if (kind === 'pglite') {
+  let dataDir: string | undefined;
+  if (kind === 'pglite' && options.pgliteDir) {
+    dataDir = join(mkdtempSync(join(tmpdir(), 'tg-pgdir-')), 'pgdata');
+    await seedPgliteDir(dataDir);
+    url = `pglite://${dataDir}`;
+    db = await openDatabase(url);
+  } else if (kind === 'pglite') {
     url = 'pglite://memory';
     db = await openDatabase(url, { pglite: await newPglite() });
   } else {
@@ -162,6 +173,7 @@ export async function createFixture(kind: BackendKind, options: FixtureOptions =
     },
     async connectAs(user: string, password?: string) {
       let other: Database;
+      if (dataDir) throw new Error('connectAs: not on a pgliteDir fixture');
       if (kind === 'pglite') {
         const clone = await newPglite({ loadDataDir: await (db.pglite as PGlite).dumpDataDir('none'), username: user });
         other = await openDatabase('pglite://memory', { pglite: clone });
@@ -183,6 +195,7 @@ export async function createFixture(kind: BackendKind, options: FixtureOptions =
       await db.close().catch(() => {});
       if (kind === 'pglite') {
         await db.pglite?.close().catch(() => {});
+        if (dataDir) rmSync(dirname(dataDir), { recursive: true, force: true });
         return;
       }
       await serverAdmin(async (c) => {
