@@ -71,6 +71,23 @@ describe.each(BACKENDS)('demo and tenant lifecycle through the CLI on %s', (kind
     expect(second.json().changes).toBe(0);
     const text = await run('start', '--dir', 'demo', '--no-serve');
     expect(text.out).toContain('tenant list');
+    // The three next steps: curl (when serving), psql as a tenant, the catalog to edit.
+    expect(text.out).toContain(`The catalog to edit: ${join('demo', 'tenantgate.yaml')}`);
+    if (kind === 'pglite') {
+      expect(text.out).toMatch(/psql: the embedded database has no network port/);
+      return;
+    }
+    // On a server the printed psql URL is a direct login that sees only acme_corp's rows.
+    const url = /psql '([^']+)'/.exec(text.out)?.[1];
+    expect(url).toBeDefined();
+    const login = new pg.Client({ connectionString: url });
+    await login.connect();
+    try {
+      const r = await login.query<{ region: string; revenue: number }>('SELECT region, sum(amount)::int AS revenue FROM orders GROUP BY region ORDER BY region');
+      expect(r.rows.map((row) => [row.region, row.revenue])).toEqual([['North', 100], ['South', 200]]);
+    } finally {
+      await login.end();
+    }
   });
 
   it('tenant list and show --json', async () => {

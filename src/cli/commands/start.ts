@@ -7,6 +7,7 @@ import { createTenantGate } from '../../gate.ts';
 import { createApiKey, type CreatedKey } from '../../identify/api-keys.ts';
 import { applyProvision } from '../../provision/apply.ts';
 import { loadServerSecret } from '../../security/secret.ts';
+import { loginUrl } from '../../db/url.ts';
 import type { CliIO } from '../io.ts';
 
 const DEMO = fileURLToPath(new URL('../../demo/', import.meta.url));
@@ -37,6 +38,8 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean, serve
       for (const [tenant, role] of [['acme_corp', 'analyst'], ['globex_inc', 'analyst'], [undefined, 'ops']] as const) {
         keys.push(await createApiKey(db, config, result.names, secret, { role, ...(tenant ? { tenant } : {}) }));
       }
+      // On a server, a direct database login for acme_corp too (psql, BI tools): isolated by the database alone.
+      if (db.kind === 'postgres') keys.push(await createApiKey(db, config, result.names, secret, { role: 'analyst', tenant: 'acme_corp', dbLogin: true }));
       writeFileSync(keysFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
       chmodSync(keysFile, 0o600);
     }
@@ -49,6 +52,22 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean, serve
       answers[tenant] = r.rows.map((row) => [row.region, row.revenue]);
     }
     const rel = relative(io.cwd, configFile) || configFile;
+    const login = keys.find((k) => k.db_login)?.db_login;
+    const loginUrlText = login ? loginUrl(config.effective.database.url, login.user, login.password, login.database) : undefined;
+    // The three things a newcomer does next: call the API (curl, below), look with psql as a tenant, edit the catalog.
+    const psqlLines = loginUrlText
+      ? [
+          'As acme_corp with psql (a direct login: only its rows, by the database alone; saved in demo-keys.json):',
+          `  psql '${loginUrlText}' -c 'SELECT region, sum(amount) FROM orders GROUP BY region'`,
+        ]
+      : [
+          'psql: the embedded database has no network port (and one superuser session, so a login is no boundary there).',
+          '  To log in as a tenant with psql, run the demo on PostgreSQL: DEMO_DATABASE_URL=postgres://USER@HOST:5432/DB npm start',
+        ];
+    const configLines = [
+      `The catalog to edit: ${rel} (datasets, tenants, roles, quotas; every key: docs/configuration.md),`,
+      `  then: npx tenantgate --config ${rel} plan   (what would change) and apply`,
+    ];
     if (json && !serve.enabled) {
       io.stdout(`${JSON.stringify({ config: configFile, changes: result.changes.length, keys, answers }, null, 2)}\n`);
       await gate.close();
@@ -63,7 +82,7 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean, serve
       ...Object.entries(answers).map(([t, rows]) => `  ${t.padEnd(11)} -> ${JSON.stringify(rows)}`),
       '',
       'Demo API keys (saved in demo-keys.json, mode 0600):',
-      ...keys.map((k) => `  ${(k.tenant ?? 'platform').padEnd(11)} ${k.role.padEnd(8)} ${k.key}`),
+      ...keys.map((k) => `  ${(k.tenant ?? 'platform').padEnd(11)} ${k.role.padEnd(8)} ${k.key}${k.db_login ? '  (+ database login, below)' : ''}`),
       '',
     ];
     if (serve.enabled) {
@@ -83,6 +102,10 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean, serve
         `  curl -s ${server.url}/metrics -H 'X-API-Key: ${ops?.key}'`,
         `  curl -s ${server.url}/openapi.json`,
         '',
+        ...psqlLines,
+        '',
+        ...configLines,
+        '',
         'Other commands (stop the gateway first: the embedded database has one session):',
         `  npx tenantgate --config ${rel} tenant list`,
         `  npx tenantgate --config ${rel} tenant add initech --attr region=West`,
@@ -90,6 +113,10 @@ export async function runDemo(io: CliIO, dirOption: string, json: boolean, serve
       );
     } else {
       lines.push(
+        ...psqlLines,
+        '',
+        ...configLines,
+        '',
         'Next:',
         `  npm start                                                  # the same, then serve the HTTP gateway`,
         `  npx tenantgate --config ${rel} tenant list`,
