@@ -6,19 +6,13 @@
  * `{events, truncated, next}`. Cursors are keyset positions (stable while records are appended) and
  * never move a read into another tenant's trail, forged or not.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/event.ts';
 import { appendEvents, type StoredEvent } from '../../src/audit/store.ts';
-import { main } from '../../src/cli/main.ts';
 import { streamAudit } from '../../src/cli/commands/audit.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import type { Config } from '../../src/config/types.ts';
 import type { Database } from '../../src/db/database.ts';
-import { applyProvision } from '../../src/provision/apply.ts';
-import { BACKENDS, createFixture, fixture, seedPgliteDir, TEST_SECRET, withPgliteDir, type BackendKind, type Fixture } from '../support/backends.ts';
+import { BACKENDS, createFixture, fixture, type BackendKind, type Fixture } from '../support/backends.ts';
+import { cliDatabase, runSeedCli, type CliDatabase } from '../support/cli.ts';
 import { serve, type Served } from '../http/support.ts';
 
 /** Planted records live in 2024, so the records the test's own requests leave (now) stay out of `until=`. */
@@ -65,59 +59,8 @@ async function plant(db: Pick<Database, 'query'>): Promise<void> {
 
 const acmeIds = (from: number, to: number) => Array.from({ length: from - to + 1 }, (_, k) => `acme-${from - k}`);
 
-/** A database the CLI opens itself (it reads database.url): a PGlite data directory, or a server database. */
-interface CliDatabase {
-  url: string;
-  prefix: string;
-  config: Config;
-  owner<T>(fn: (db: Database) => Promise<T>): Promise<T>;
-  cleanup(): Promise<void>;
-}
-
-async function cliDatabase(kind: BackendKind): Promise<CliDatabase> {
-  if (kind === 'postgres') {
-    const fx = await createFixture('postgres', { sql: fixture('seed003.sql') });
-    await plant(fx.db);
-    return { url: fx.url, prefix: fx.prefix, config: fx.config, owner: (fn) => fn(fx.db), cleanup: () => fx.cleanup() };
-  }
-  const root = mkdtempSync(join(tmpdir(), 'tg-audit-pages-'));
-  const pgdata = join(root, 'pgdata');
-  await seedPgliteDir(pgdata, fixture('seed003.sql'));
-  const url = `pglite://${pgdata}`;
-  const prefix = `tg${Math.random().toString(16).slice(2, 10)}`;
-  const env = { TG_TEST_DB: url, TG_TEST_PREFIX: prefix };
-  const config = await parseConfig(fixture('seed003.yaml'), join(root, 'tenantgate.yaml'), { env });
-  await withPgliteDir(pgdata, async (db) => {
-    await applyProvision(config, db, TEST_SECRET, { env });
-    await plant(db);
-  });
-  return { url, prefix, config, owner: (fn) => withPgliteDir(pgdata, fn), cleanup: async () => rmSync(root, { recursive: true, force: true }) };
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function runCli(d: CliDatabase, args: string[]): Promise<Run> {
-  const dir = mkdtempSync(join(tmpdir(), 'tg-cli-'));
-  try {
-    writeFileSync(join(dir, 'tenantgate.yaml'), fixture('seed003.yaml'));
-    let stdout = '';
-    let stderr = '';
-    const code = await main(['--config', join(dir, 'tenantgate.yaml'), ...args], {
-      stdout: (t) => void (stdout += t),
-      stderr: (t) => void (stderr += t),
-      env: { TG_TEST_DB: d.url, TG_TEST_PREFIX: d.prefix, TENANTGATE_SECRET: TEST_SECRET.toString() },
-      cwd: dir,
-      isTTY: false,
-    });
-    return { code, stdout, stderr };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const cliDatabaseWithEvents = (kind: BackendKind): Promise<CliDatabase> => cliDatabase(kind, { prepare: plant });
+const runCli = runSeedCli;
 
 interface Page {
   events: StoredEvent[];
@@ -131,7 +74,7 @@ const forged = (at: string, tenant: string, seq: number) => Buffer.from(JSON.str
 describe.each(BACKENDS)('tenantgate audit in pages on %s', (kind) => {
   let d: CliDatabase;
   beforeAll(async () => {
-    d = await cliDatabase(kind);
+    d = await cliDatabaseWithEvents(kind);
   });
   afterAll(async () => d?.cleanup());
 

@@ -2,20 +2,15 @@
  * `tenantgate jobs list|show|cancel` and the helper later lifecycle commands run their job with:
  * in the foreground with progress (a bar on a terminal, plain lines otherwise), or --detach.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.ts';
 import { runJobCommand } from '../../../src/cli/commands/jobs.ts';
 import type { CliIO } from '../../../src/cli/io.ts';
-import { parseConfig } from '../../../src/config/load.ts';
-import type { Database } from '../../../src/db/database.ts';
 import { TenantGateError } from '../../../src/errors/index.ts';
 import { enqueueJob } from '../../../src/lifecycle/jobs/runner.ts';
 import { cancelJob, getJob, type Job } from '../../../src/lifecycle/jobs/store.ts';
-import { applyProvision } from '../../../src/provision/apply.ts';
-import { BACKENDS, fixture, seedPgliteDir, TEST_SECRET, withPgliteDir, type BackendKind, type Fixture } from '../../support/backends.ts';
+import { BACKENDS, type BackendKind, type Fixture } from '../../support/backends.ts';
+import { cliDatabase, runSeedCli, type CliDatabase } from '../../support/cli.ts';
 import { countKind, exactlyOnce, failingKinds, itemsOf, JOB_TEST_SQL, jobFixture, registryWith, until } from './support.ts';
 
 const registry = registryWith(countKind(), ...failingKinds());
@@ -82,31 +77,10 @@ describe.each(BACKENDS)('running a job from a command on %s', (kind) => {
 });
 
 /** A database the CLI opens itself (database.url): a PGlite data directory, or the fixture's server database. */
-interface CliDb {
-  url: string;
-  prefix: string;
-  owner<T>(fn: (db: Database) => Promise<T>): Promise<T>;
-  cleanup(): Promise<void>;
-}
-
-async function cliDb(kind: BackendKind): Promise<CliDb> {
-  if (kind === 'postgres') {
-    const fx = await jobFixture('postgres');
-    return { url: fx.url, prefix: fx.prefix, owner: (fn) => fn(fx.db), cleanup: () => fx.cleanup() };
-  }
-  const root = mkdtempSync(join(tmpdir(), 'tg-jobs-cli-'));
-  const pgdata = join(root, 'pgdata');
-  await seedPgliteDir(pgdata, JOB_TEST_SQL);
-  const url = `pglite://${pgdata}`;
-  const prefix = `tg${Math.random().toString(16).slice(2, 10)}`;
-  const env = { TG_TEST_DB: url, TG_TEST_PREFIX: prefix };
-  const config = await parseConfig(fixture('seed003.yaml'), join(root, 'tenantgate.yaml'), { env });
-  await withPgliteDir(pgdata, (db) => applyProvision(config, db, TEST_SECRET, { env }));
-  return { url, prefix, owner: (fn) => withPgliteDir(pgdata, fn), cleanup: async () => rmSync(root, { recursive: true, force: true }) };
-}
+const cliDb = (kind: BackendKind): Promise<CliDatabase> => cliDatabase(kind, { sql: JOB_TEST_SQL });
 
 describe.each(BACKENDS)('tenantgate jobs on %s', (kind) => {
-  let d: CliDb;
+  let d: CliDatabase;
   const jobs: Job[] = [];
   beforeAll(async () => {
     d = await cliDb(kind);
@@ -119,24 +93,7 @@ describe.each(BACKENDS)('tenantgate jobs on %s', (kind) => {
   });
   afterAll(async () => d?.cleanup());
 
-  const run = async (args: string[]) => {
-    const dir = mkdtempSync(join(tmpdir(), 'tg-cli-'));
-    try {
-      writeFileSync(join(dir, 'tenantgate.yaml'), fixture('seed003.yaml'));
-      let stdout = '';
-      let stderr = '';
-      const code = await main(['--config', join(dir, 'tenantgate.yaml'), ...args], {
-        stdout: (t) => void (stdout += t),
-        stderr: (t) => void (stderr += t),
-        env: { TG_TEST_DB: d.url, TG_TEST_PREFIX: d.prefix, TENANTGATE_SECRET: TEST_SECRET.toString() },
-        cwd: dir,
-        isTTY: false,
-      });
-      return { code, stdout, stderr };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
+  const run = (args: string[]) => runSeedCli(d, args);
 
   it('jobs list: newest first, filters, pages, --json', async () => {
     const all = await run(['--json', 'jobs', 'list']);
