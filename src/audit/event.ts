@@ -50,7 +50,7 @@ export interface AuditEvent {
 
 /** What a lifecycle request changed, as its audit record keeps it. */
 export interface LifecycleChange {
-  action: 'suspend' | 'resume';
+  action: 'suspend' | 'resume' | 'erase';
   reason: string | null;
   changed: boolean;
 }

@@ -38,7 +38,12 @@ export function appendStatement(events: AuditEvent[]): { text: string; values: u
 
 /** The chain hash of one record: sha256(prev || tenant ':' seq ':' || sha256(event text)). */
 export function chainHash(prev: Buffer, tenant: string, seq: number, eventText: string): Buffer {
-  return sha256(prev, `${tenant}:${seq}:`, sha256(eventText));
+  return chainHashOf(prev, tenant, seq, sha256(eventText));
+}
+
+/** The same, from the event's digest (a pseudonymised record: the digest of its text as it was chained). */
+export function chainHashOf(prev: Buffer, tenant: string, seq: number, eventDigest: Buffer): Buffer {
+  return sha256(prev, `${tenant}:${seq}:`, eventDigest);
 }
 
 export interface AuditFilter {
@@ -185,18 +190,22 @@ export async function verifyChains(db: Queryable, options: { tenant?: string; pa
     }
   };
   let after: [string, number] = [options.tenant !== undefined ? options.tenant : '', -1];
+  // A catalog from before erasures has no pseudonymised records.
+  const pseudonymised = (await db.query<{ e: boolean }>(`SELECT to_regclass('tenantgate.audit_pseudonymised') IS NOT NULL AS e`)).rows[0]?.e === true;
   for (;;) {
-    const page = await db.query<{ tenant: string; seq: string; event_text: string; prev: Buffer; hash: Buffer }>(
-      `SELECT tenant, seq, event AS event_text, prev, hash FROM tenantgate.audit_log
-        WHERE (tenant, seq) > ($1, $2)${options.tenant !== undefined ? ' AND tenant = $1' : ''}
-        ORDER BY tenant, seq LIMIT $3`,
+    // Records pseudonymised by an erasure (audit.on_erase) are chained over the digest of their text as it was.
+    const page = await db.query<{ tenant: string; seq: string; event_text: string; prev: Buffer; hash: Buffer; digest: Buffer | null; pseudo: Buffer | null }>(
+      `SELECT l.tenant, l.seq, l.event AS event_text, l.prev, l.hash${pseudonymised ? ', p.digest, p.pseudonymised_digest AS pseudo' : ', NULL::bytea AS digest, NULL::bytea AS pseudo'}
+         FROM tenantgate.audit_log l${pseudonymised ? ' LEFT JOIN tenantgate.audit_pseudonymised p ON p.tenant = l.tenant AND p.seq = l.seq' : ''}
+        WHERE (l.tenant, l.seq) > ($1, $2)${options.tenant !== undefined ? ' AND l.tenant = $1' : ''}
+        ORDER BY l.tenant, l.seq LIMIT $3`,
       [after[0], after[1], pageSize],
     );
     for (const row of page.rows) {
       const seq = Number(row.seq);
       const prev = Buffer.from(row.prev);
       const hash = Buffer.from(row.hash);
-      let event: { tenant?: unknown; request_id?: string } = {};
+      let event: { tenant?: unknown; request_id?: string; pseudonymised?: unknown } = {};
       try {
         event = JSON.parse(row.event_text) as typeof event;
       } catch {
@@ -220,6 +229,10 @@ export async function verifyChains(db: Queryable, options: { tenant?: string; pa
       const moved = problems.length > 0 && problems[problems.length - 1]!.tenant === row.tenant && problems[problems.length - 1]!.seq === seq;
       if (event.tenant !== row.tenant) {
         problems.push({ ...name, problem: 'reordered', detail: `the row of ${row.tenant} holds an event of ${String(event.tenant)}` });
+      } else if (!moved && row.digest) {
+        // Pseudonymised: the chain holds over the kept digest; the text must be the marked pseudonymised one.
+        if (!chainHashOf(prev, row.tenant, seq, Buffer.from(row.digest)).equals(hash)) problems.push({ ...name, problem: 'edited', detail: 'its hash does not match the digest kept when it was pseudonymised' });
+        else if (!event.pseudonymised || (row.pseudo && !sha256(row.event_text).equals(Buffer.from(row.pseudo)))) problems.push({ ...name, problem: 'edited', detail: 'its pseudonymised text was changed after the erasure' });
       } else if (!moved && !chainHash(prev, row.tenant, seq, row.event_text).equals(hash)) {
         problems.push({ ...name, problem: 'edited', detail: 'its hash does not match its content' });
       }

@@ -149,7 +149,8 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
     .option('--attr <key=value...>', 'tenant attribute (repeatable)')
     .option('--roles <roles>', 'comma-separated roles its keys may use')
     .option('--dry-run', 'validate and show the changes without writing anything')
-    .action(async (id: string, opts: { name?: string; placement?: string; attr?: string[]; roles?: string; dryRun?: boolean }) => {
+    .option('--reuse-erased-id', 'onboard an id that belonged to an erased tenant, on purpose (its tombstone is marked reused)')
+    .action(async (id: string, opts: { name?: string; placement?: string; attr?: string[]; roles?: string; dryRun?: boolean; reuseErasedId?: boolean }) => {
       const { applyProvision, loadServerSecret, writeTenantFile } = await core();
       const before = await withConfig(io, globals());
       const attributes = Object.fromEntries(
@@ -168,7 +169,16 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
       });
       try {
         const config = await withConfig(io, globals());
-        const result = await withOwnerDb(config, (db) => applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, env: io.env }));
+        const result = await withOwnerDb(config, async (db) => {
+          const { reuseErasedId } = await import('../provision/erased.ts');
+          const reused = opts.reuseErasedId && !opts.dryRun ? await reuseErasedId(db, id) : false;
+          try {
+            return await applyProvision(config, db, loadServerSecret(config, io.env), { dryRun: opts.dryRun, env: io.env });
+          } catch (err) {
+            if (reused) await db.query(`UPDATE tenantgate.erased_tenants SET reused_at = NULL WHERE tenant = $1`, [id]).catch(() => {});
+            throw err;
+          }
+        });
         if (opts.dryRun) (await import('node:fs')).rmSync(file);
         if (globals().json) printJson(io, { tenant: id, file: opts.dryRun ? null : file, applied: result.applied, changes: result.changes.map((c) => ({ action: c.action, object: c.object, reason: c.reason })) });
         else io.stdout(`${opts.dryRun ? 'Would write' : 'Wrote'} ${file} and ${opts.dryRun ? 'would apply' : 'applied'} ${result.changes.length} change(s).\n`);
@@ -217,6 +227,24 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
         if (!('dry_run' in result) && (result.logins.failed.length > 0 || result.own_database?.ok === false)) setExit(1);
       });
   }
+
+  tenant
+    .command('offboard <id>')
+    .description('offboard a tenant: export it, verify the export, then erase it (the manifest hash goes into the certificate); resumable')
+    .option('--export-to <dir>', 'the folder for the export (new or empty); required')
+    .option('--confirm <id>', 'the same tenant id again (required)')
+    .option('--format <format>', 'export format: ndjson, csv or parquet (default ndjson)')
+    .option('--certificate <file>', 'where to write the certificate (default erasure-<id>-<UTC time>.json here)')
+    .option('--batch-rows <n>', 'rows per delete batch in the shared tables (default 5000)')
+    .option('--pause-ratio <r>', 'after each batch, pause r times as long as it took (default 1; 0: no pause)')
+    .action(async (id: string, opts: import('./commands/erase.ts').OffboardFlags) => {
+      const { runOffboardCommand, formatErase } = await import('./commands/erase.ts');
+      const config = await withConfig(io, globals());
+      const out = await withOwnerDb(config, (db) => runOffboardCommand(io, config, db, configPath(io, globals()), id, opts, Boolean(globals().json)), 4);
+      if (out.kind !== 'erased') return;
+      if (globals().json) printJson(io, { export: out.export, certificate: out.certificate });
+      else io.stdout(`Exported ${id} to ${out.export.dir} (manifest sha256 ${out.export.manifest_sha256 ?? 'unknown'}).\n${formatErase(out)}`);
+    });
 
   tenant
     .command('quotas <id>')
@@ -375,6 +403,37 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
       else io.stdout(`${opts.dryRun ? 'Would remove' : 'Removed'} ${removed} audit record(s) older than ${config.effective.audit.retention_days} days.\n`);
     });
 
+  const exportCmd = program
+    .command('export')
+    .description("one tenant's data from one snapshot: a file per dataset and a signed manifest (a job; `export verify DIR` checks a folder)")
+    .argument('<id>', 'the tenant')
+    .option('--out <dir>', 'the folder to write (new or empty); required')
+    .option('--format <format>', 'ndjson, csv or parquet', 'ndjson')
+    .option('--datasets <names>', 'comma-separated datasets (default: every dataset)')
+    .option('--view <view>', "tenant (what the tenant's read role sees) or full (every column raw; platform, audited)", 'tenant')
+    .option('--force', 'write into a folder that is not empty (the export files in it are replaced)')
+    .option('--detach', "queue the job for serve's runner and print its id")
+    .action(async (id: string, opts: import('./commands/export.ts').ExportFlags) => {
+      const { runExportCommand, formatExport } = await import('./commands/export.ts');
+      if (!opts.out) throw new TenantGateError('USAGE', 'export needs --out <dir>');
+      const config = await withConfig(io, globals());
+      const result = await withOwnerDb(config, (db) => runExportCommand(io, config, db, configPath(io, globals()), id, opts, Boolean(globals().json)), 4);
+      if (globals().json) {
+        if (!opts.detach) printJson(io, result);
+      } else io.stdout(formatExport(result));
+    });
+  exportCmd
+    .command('verify <dir>')
+    .description("check an export folder: the manifest's signature, every file's size, SHA-256 and row count (exit 1 naming each file that fails)")
+    .option('--public-key <file>', 'require the manifest to be signed by this Ed25519 public key (PEM)')
+    .action(async (dir: string, opts: { publicKey?: string }) => {
+      const { runVerifyCommand, formatVerify } = await import('./commands/export.ts');
+      const report = await runVerifyCommand(io, dir, opts.publicKey);
+      if (globals().json) printJson(io, report.ok ? report : { ...report, error: { code: 'EXPORT_VERIFY_FAILED', message: `${report.problems.map((p) => p.file).join(', ')} failed`, hint: ERROR_CODES.EXPORT_VERIFY_FAILED.hint } });
+      else io.stdout(formatVerify(report));
+      if (!report.ok) setExit(1);
+    });
+
   const jobs = program.command('jobs').description('lifecycle jobs (export, erase, backup, …): list, show, cancel');
   jobs
     .command('list')
@@ -413,6 +472,36 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
       const job = await withOwnerDb(config, (db) => cancelJobCommand(db, id));
       if (globals().json) printJson(io, { job: jobJson(job, { detail: true }) });
       else io.stdout(formatCancel(job));
+    });
+
+  const erase = program
+    .command('erase')
+    .description('erase a tenant (GDPR Art. 17): suspend it, remove its rows, schema or database, keys, logins, quota overrides and file, tombstone its id; resumable; ends with a signed certificate')
+    .argument('<id>', 'the tenant to erase')
+    .option('--confirm <id>', 'the same tenant id again (required)')
+    .option('--dry-run', 'list what would be removed; change nothing')
+    .option('--certificate <file>', 'where to write the certificate (default erasure-<id>-<UTC time>.json here)')
+    .option('--detach', 'queue the job for `serve` and print its id')
+    .option('--batch-rows <n>', 'rows per delete batch in the shared tables (default 5000)')
+    .option('--pause-ratio <r>', 'after each batch, pause r times as long as it took (default 1; 0: no pause)')
+    .action(async (id: string, opts: import('./commands/erase.ts').EraseFlags) => {
+      const { runEraseCommand, formatErase } = await import('./commands/erase.ts');
+      const config = await withConfig(io, globals());
+      const out = await withOwnerDb(config, (db) => runEraseCommand(io, config, db, id, opts, Boolean(globals().json)), 4);
+      if (out.kind === 'queued') return;
+      if (globals().json) printJson(io, out.kind === 'dry-run' ? { dry_run: true, tenant: out.tenant, would_remove: out.would_remove } : out.certificate);
+      else io.stdout(formatErase(out));
+    });
+  erase
+    .command('verify-certificate <file>')
+    .description('check a certificate of deletion: its signature, and that nothing of the tenant is back (exit 1 naming what fails)')
+    .action(async (file: string) => {
+      const { verifyCertificateCommand, formatVerdict } = await import('./commands/erase.ts');
+      const config = await withConfig(io, globals());
+      const verdict = await withOwnerDb(config, (db) => verifyCertificateCommand(io, config, db, file));
+      if (globals().json) printJson(io, verdict);
+      else io.stdout(formatVerdict(verdict, file));
+      if (!verdict.ok) setExit(1);
     });
 
   program

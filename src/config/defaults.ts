@@ -48,6 +48,8 @@ export const DEFAULTS = {
     flush_interval_ms: 200,
     batch_size: 500,
     buffer_limit: 20_000,
+    /** What `erase` does to the erased tenant's audit chain: keep, pseudonymise (principal and client replaced) or delete. */
+    on_erase: 'pseudonymise',
   },
   /** audit.security_webhook and quota_webhook, when set: POSTs retried with backoff. */
   webhook: { retries: 5, timeout_ms: 5_000 },

@@ -152,6 +152,7 @@ export const configSchema = z.strictObject({
       flush_interval_ms: z.number().int().min(10).max(60_000).default(DEFAULTS.audit.flush_interval_ms),
       batch_size: z.number().int().min(1).max(5_000).default(DEFAULTS.audit.batch_size),
       buffer_limit: z.number().int().min(1).max(1_000_000).default(DEFAULTS.audit.buffer_limit),
+      on_erase: z.enum(['keep', 'pseudonymise', 'delete']).default(DEFAULTS.audit.on_erase),
       security_webhook: webhook.optional(),
     })
     .default({ ...DEFAULTS.audit }),

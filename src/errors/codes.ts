@@ -84,11 +84,22 @@ export const ERROR_CODES = {
   MOVE_UNSUPPORTED: { status: 400, exit: 2, hint: 'A move needs a different place, a primary key on every dataset table, an applied catalog and an owner that bypasses RLS.' },
   MOVE_VERIFY_FAILED: { status: 500, exit: 1, hint: 'The copy did not match the original: the tenant stays where it was. Rerun the move (it copies again) or --abort it.' },
   KEY_UNKNOWN: { status: 404, exit: 2, hint: 'Check the key id (`tenantgate key list`).' },
+  // erasure (tenantgate erase, POST /v1/admin/tenants/{id}/erase)
+  ERASE_CONFIRM_MISMATCH: { status: 400, exit: 2, hint: 'Pass --confirm (or "confirm" in the body) with exactly the id of the tenant to erase.' },
+  TENANT_ERASED: { status: 409, exit: 2, hint: 'The id belonged to a tenant that was erased: pick another id, or onboard it again on purpose with `tenantgate tenant add ID --reuse-erased-id`.' },
+  ERASE_INCOMPLETE: { status: 500, exit: 1, hint: 'The post-erasure check found something of the tenant left: rerun `tenantgate erase` (it resumes and removes it).' },
+  CERTIFICATE_INVALID: { status: 400, exit: 1, hint: 'The certificate was edited after signing, signed by another key, or what it says was removed is back: see the problems listed.' },
   // lifecycle jobs (tenantgate jobs, /v1/admin/jobs)
   JOB_UNKNOWN: { status: 404, exit: 2, hint: 'Check the job id (`tenantgate jobs list`).' },
   JOB_FINISHED: { status: 409, exit: 1, hint: 'The job has already finished (done, failed or cancelled): there is nothing to cancel.' },
   JOB_CANCELLED: { status: 409, exit: 1, hint: 'The job was cancelled (`tenantgate jobs cancel`) before it finished; start it again to redo it.' },
   JOB_ABANDONED: { status: 500, exit: 1, hint: 'The runners that took the job kept stopping before it finished (a crash or kill each time): check their logs, then start it again.' },
+  // export (tenantgate export, POST /v1/admin/tenants/{id}/export, /v1/exports)
+  EXPORT_INVALID: { status: 400, exit: 2, hint: 'Use --format ndjson, csv or parquet, --view tenant or full, and dataset names from the configuration.' },
+  EXPORT_TARGET_NOT_EMPTY: { status: 409, exit: 2, hint: 'Name an empty (or new) folder, or add --force to write over the export files in it.' },
+  EXPORT_WRITE_FAILED: { status: 507, exit: 1, hint: 'The export folder could not be written (disk full, no permission): free space or pick another folder, then export again. Its partial files were removed.' },
+  EXPORT_VERIFY_FAILED: { status: 422, exit: 1, hint: 'A file of the export differs from its signed manifest (edited, truncated or missing), or the manifest was edited: export again.' },
+  EXPORT_NOT_READY: { status: 409, exit: 1, hint: 'The export has not finished (or failed): GET /v1/exports/{id} says its state; ask again when it is done.' },
   USAGE: { status: 400, exit: 2, hint: 'See `tenantgate --help`.' },
   INTERNAL: { status: 500, exit: 1, hint: 'A bug: please report it with the request id.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -4,6 +4,7 @@ import { adminAuditQuerySchema, auditQuerySchema, sqlQuerySchema } from '../gate
 import { moveBodySchema } from '../gateway/moves.ts';
 import { suspendBodySchema } from '../lifecycle/suspend.ts';
 import { jobPaths, jobSchemas } from '../lifecycle/jobs/openapi.ts';
+import { exportPaths } from '../lifecycle/export/openapi.ts';
 import { semanticQuerySchema } from '../plan/semantic/request.ts';
 
 const answer = {
@@ -72,7 +73,11 @@ export function openApiDocument(): Record<string, unknown> {
     post: lifecycle('Suspend the tenant: every gateway refuses its requests (TENANT_SUSPENDED) within a second, its direct logins stop; idempotent (platform admin)'),
   };
   paths['/v1/admin/tenants/{id}/resume'] = { post: lifecycle('Resume a suspended tenant; idempotent (platform admin)') };
+  paths['/v1/admin/tenants/{id}/erase'] = {
+    post: { ...admin('Erase the tenant (GDPR Art. 17) as a job: body {"confirm": "<id>", "batch_rows"?}; 202 with the job (GET /v1/admin/jobs/{id}), whose result is the signed certificate of deletion (platform admin)', 'Object'), responses: { 202: { description: 'the erase job, queued or under way' }, ...errors } },
+  };
   Object.assign(paths, jobPaths(errors)); // /v1/admin/jobs, /v1/admin/jobs/{id}
+  Object.assign(paths, exportPaths(errors)); // /v1/admin/tenants/{id}/export, /v1/exports[/{id}[/archive]]
   paths['/metrics'] = { get: { summary: 'Prometheus metrics (platform credential unless metrics.public)', responses: { 200: { description: 'text/plain; version=0.0.4' }, ...errors } } };
   paths['/healthz'] = { get: { summary: 'Liveness', responses: { 200: { description: 'ok' } } } };
   paths['/readyz'] = { get: { summary: 'Readiness (the database answers)', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } };

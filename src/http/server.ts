@@ -5,6 +5,8 @@ import type { Gateway, GatewayRequest, RequestRecord } from '../gateway/gateway.
 import { openApiDocument } from './openapi.ts';
 import { adminSuspension, adminTenant } from '../lifecycle/suspend.ts';
 import { registerJobRoutes } from '../lifecycle/jobs/routes.ts';
+import { registerEraseRoutes } from '../lifecycle/erase/routes.ts';
+import { registerExportRoutes } from '../lifecycle/export/routes.ts';
 
 export interface ServerOptions {
   bodyLimit?: number;
@@ -140,6 +142,8 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   app.post('/v1/admin/tenants/:id/suspend', endpoint((req) => adminSuspension(gateway, rec(req), id(req), req.body, 'suspend')));
   app.post('/v1/admin/tenants/:id/resume', endpoint((req) => adminSuspension(gateway, rec(req), id(req), req.body, 'resume')));
   registerJobRoutes(app, gateway, endpoint, rec); // GET/DELETE /v1/admin/jobs[/:id] (src/lifecycle/jobs/routes.ts)
+  registerEraseRoutes(app, gateway, rec, answer); // POST /v1/admin/tenants/:id/erase (src/lifecycle/erase/routes.ts)
+  registerExportRoutes(app, gateway, rec, answer); // POST /v1/admin/tenants/:id/export, /v1/exports[/:id[/archive]] (src/lifecycle/export/routes.ts)
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {

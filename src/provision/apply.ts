@@ -9,6 +9,7 @@ import { computeChanges, observedText, schemaPlaceChanges, tierOf, type Change }
 import { introspect, type Snapshot } from './introspect.ts';
 import { names, type Names } from './names.ts';
 import { validateAgainstDatabase } from './validate.ts';
+import { assertNotErased } from './erased.ts';
 import { readTableShape } from './table-ddl.ts';
 import { tenantSchema, type TenantLocation } from '../tiers/location.ts';
 import { ident, literal } from '../db/sql.ts';
@@ -108,6 +109,7 @@ export async function planProvision(
   try {
     snap = await snapshotFor(client, config, n);
     validateAgainstDatabase(config, snap, n);
+    if (!options.tenantDatabase) await assertNotErased(client, config, snap.tenantRows);
     if (!options.tenantDatabase) await assertPrefixFree(client, config, n, snap.tenantRows.keys());
     changes = computeChanges(config, snap, n, hmacPads(deriveKey(secret, 'context')));
     if (options.rotateGatewayPassword) changes.push(...rotation(db, snap, n, changes, true));
@@ -273,6 +275,7 @@ async function applyMain(
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('tenantgate.apply'))`);
     const snap = await snapshotFor(client, config, n, scope.alsoSchemas);
     validateAgainstDatabase(config, snap, n);
+    if (scope.main) await assertNotErased(client, config, snap.tenantRows);
     if (scope.main) await assertPrefixFree(client, config, n, snap.tenantRows.keys());
     const changes = scope.only ? scope.only(snap, n) : computeChanges(config, snap, n, hmacPads(deriveKey(secret, 'context')));
     if (scope.main && options.rotateGatewayPassword) changes.push(...rotation(db, snap, n, changes, !!options.dryRun));

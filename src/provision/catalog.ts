@@ -139,6 +139,24 @@ CREATE INDEX audit_log_at ON tenantgate.audit_log (at)`,
 CREATE INDEX jobs_open ON tenantgate.jobs (seq) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_tenant ON tenantgate.jobs (tenant, seq);
 CREATE UNIQUE INDEX jobs_exclusive ON tenantgate.jobs (exclusive_key) WHERE state = 'running' AND exclusive_key IS NOT NULL`,
+  // Erased tenants (tenantgate erase; src/lifecycle/erase/): the tombstone that keeps an erased id from
+  // being onboarded again by accident (apply refuses it; `tenant add --reuse-erased-id` sets reused_at),
+  // with the signed certificate of deletion. No foreign key: the tenant's own row is gone.
+  erased_tenants: `CREATE TABLE tenantgate.erased_tenants (
+  tenant text PRIMARY KEY,
+  erased_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  erased_by text NOT NULL,
+  job_id uuid,
+  certificate jsonb,
+  reused_at timestamptz)`,
+  // Audit records pseudonymised by an erasure (audit.on_erase: pseudonymise): the sha256 of the event
+  // text as it was hashed into the chain, so the chain still verifies over the pseudonymised text.
+  audit_pseudonymised: `CREATE TABLE tenantgate.audit_pseudonymised (
+  tenant text NOT NULL,
+  seq bigint NOT NULL,
+  digest bytea NOT NULL,
+  pseudonymised_digest bytea,
+  PRIMARY KEY (tenant, seq))`,
 };
 
 /** The audit table's policies: its own tenant's chain for tenant admins and platform-for-one, everything for platform-all. */

@@ -82,6 +82,8 @@ export interface JobCommandOptions {
   runner?: Partial<RunnerOptions>;
   /** Progress label (default the kind). */
   label?: string;
+  /** An unfinished job of the same request to carry on (a rerun after a crash) instead of submitting a new one. */
+  resume?: Job;
 }
 
 /**
@@ -115,7 +117,8 @@ export async function runJobCommand(io: CliIO, db: Database, req: Omit<JobReques
     bar(Math.min(p.done, p.total), p.total);
   };
   const runner = new JobRunner({ db, registry, ...options.runner, onProgress: (_job, p) => show(p) });
-  const submitted = await runner.submit(request);
+  const submitted = options.resume ?? (await runner.submit(request));
+  if (options.resume) io.stderr(`resuming job ${submitted.id} from its last checkpoint (it runs here once its previous runner's lease has lapsed)\n`);
   io.stderr(`job ${submitted.id}: ${submitted.kind}${submitted.tenant ? ` of ${submitted.tenant}` : ''} ${submitted.state === 'running' ? 'running here' : 'queued behind another job of this tenant'} (if this stops, a runner resumes it; \`tenantgate jobs cancel ${submitted.id}\` stops it)\n`);
   let seen = -1;
   const job = await runner.follow(submitted.id, (j) => {

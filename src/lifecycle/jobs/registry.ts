@@ -94,7 +94,7 @@ export function registerJobKind(kind: AnyJobKind, registry: JobRegistry = jobKin
  * The modules that register the built-in kinds, loaded by `serve` before its runner starts (the CLI
  * loads only the one its command needs). Each later kind adds its module here.
  */
-const BUILT_IN_KINDS: Array<() => Promise<unknown>> = [];
+const BUILT_IN_KINDS: Array<() => Promise<unknown>> = [() => import('../export/job.ts'), () => import('../erase/job.ts')];
 
 export async function loadJobKinds(): Promise<JobRegistry> {
   await Promise.all(BUILT_IN_KINDS.map((load) => load()));
