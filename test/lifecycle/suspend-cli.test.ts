@@ -4,64 +4,25 @@
  * config's `status: suspended` combined: suspended if either says so, and apply's changes to the
  * file's status move the direct logins too.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.ts';
-import type { CliIO } from '../../src/cli/io.ts';
-import { openDatabase, type Database } from '../../src/db/database.ts';
-import { BACKENDS, createServerDatabase, seedPgliteDir, TEST_SECRET, type ServerDatabase } from '../support/backends.ts';
+import { cliFolder } from '../support/cli.ts';
+import { BACKENDS } from '../support/backends.ts';
 import { TIER_SQL } from '../tiers/support.ts';
 import { SUSPEND_YAML } from './suspend-support.ts';
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-  json: () => any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
 
 describe.each(BACKENDS)('tenant suspend / resume / show through the CLI on %s', (kind) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tg-suspend-cli-'));
-  const file = join(dir, 'tenantgate.yaml');
-  const env: Record<string, string | undefined> = { TENANTGATE_SECRET: TEST_SECRET.toString(), USER: 'alice' };
-  let server: ServerDatabase | undefined;
-  const run = async (...argv: string[]): Promise<Run> => {
-    let out = '';
-    let err = '';
-    const io: CliIO = { stdout: (t) => void (out += t), stderr: (t) => void (err += t), env, cwd: dir, isTTY: false };
-    const code = await main(['--config', file, ...argv], io);
-    return { code, out, err, json: () => JSON.parse(out) };
-  };
-  /** The owner's look at the database between commands (a data directory takes one opener at a time). */
-  const owner = async <T>(fn: (db: Database) => Promise<T>): Promise<T> => {
-    const db = await openDatabase(env['TG_TEST_DB'] as string, { baseDir: dir, max: 1 });
-    try {
-      return await fn(db);
-    } finally {
-      await db.close();
-    }
-  };
+  const cli = cliFolder(kind, { sql: TIER_SQL, yaml: SUSPEND_YAML, name: 'suspend-cli' });
+  const { file, run, owner } = cli;
   const canLogin = (role: string) => owner(async (db) => (await db.query<{ c: boolean }>(`SELECT rolcanlogin AS c FROM pg_roles WHERE rolname = $1`, [role])).rows[0]?.c);
 
   beforeAll(async () => {
-    if (kind === 'postgres') {
-      server = await createServerDatabase(TIER_SQL);
-      env['TG_TEST_DB'] = server.url;
-      env['TG_TEST_PREFIX'] = server.prefix;
-    } else {
-      await seedPgliteDir(join(dir, 'pgdata'), TIER_SQL);
-      env['TG_TEST_DB'] = `pglite://${join(dir, 'pgdata')}`;
-    }
-    writeFileSync(file, SUSPEND_YAML);
+    await cli.setup();
     const applied = await run('apply', '--json');
     expect(applied.code, applied.out + applied.err).toBe(0);
   }, 120_000);
-  afterAll(async () => {
-    await server?.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cli.cleanup());
 
   // Each command opens the database anew (on PGlite, its data directory: about a second each).
   it('suspend (dry run first), idempotent again, show, apply keeps it, audited with the reason, resume', { timeout: 300_000 }, async () => {

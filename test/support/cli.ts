@@ -10,7 +10,8 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 import type { Database } from '../../src/db/database.ts';
 import { applyProvision } from '../../src/provision/apply.ts';
-import { createFixture, fixture, seedPgliteDir, TEST_SECRET, withPgliteDir, type BackendKind, type Fixture } from './backends.ts';
+import { openDatabase } from '../../src/db/database.ts';
+import { createFixture, createServerDatabase, fixture, seedPgliteDir, TEST_SECRET, withPgliteDir, type BackendKind, type Fixture, type ServerDatabase } from './backends.ts';
 
 /** What the CLI printed and returned. */
 export interface CliRun {
@@ -74,4 +75,71 @@ export async function cliDatabase(kind: BackendKind, options: { sql?: string; pr
     await options.prepare?.(db);
   });
   return { url, prefix, config, owner: (fn) => withPgliteDir(pgdata, fn), cleanup: async () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** What `run` answers: exit code, what it printed, and stdout as JSON. */
+export interface FolderRun {
+  code: number;
+  out: string;
+  err: string;
+  json: () => any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/**
+ * An operator's folder: tenantgate.yaml (and whatever the test writes beside it) over a database
+ * the CLI opens itself, a data directory in the folder or a new server database, seeded with `sql`.
+ * `TG_TEST_DB` / `TG_TEST_PREFIX` in `env` name it for the YAML.
+ */
+export interface CliFolder {
+  dir: string;
+  file: string;
+  env: Record<string, string | undefined>;
+  /** The CLI in-process in the folder, with `--config tenantgate.yaml`. */
+  run(...argv: string[]): Promise<FolderRun>;
+  /** The owner's look at the database between commands (a data directory takes one opener at a time). */
+  owner<T>(fn: (db: Database) => Promise<T>): Promise<T>;
+  /** Make the database and write the YAML (call in beforeAll). */
+  setup(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export function cliFolder(kind: BackendKind, o: { sql: string; yaml: string; env?: Record<string, string | undefined>; name?: string }): CliFolder {
+  const dir = mkdtempSync(join(tmpdir(), `tg-${o.name ?? 'cli'}-`));
+  const file = join(dir, 'tenantgate.yaml');
+  const env: Record<string, string | undefined> = { TENANTGATE_SECRET: TEST_SECRET.toString(), USER: 'alice', ...o.env };
+  let server: ServerDatabase | undefined;
+  return {
+    dir,
+    file,
+    env,
+    async run(...argv) {
+      let out = '';
+      let err = '';
+      const code = await main(['--config', file, ...argv], { stdout: (t) => void (out += t), stderr: (t) => void (err += t), env, cwd: dir, isTTY: false });
+      return { code, out, err, json: () => JSON.parse(out) };
+    },
+    async owner(fn) {
+      const db = await openDatabase(env['TG_TEST_DB'] as string, { baseDir: dir, max: 1 });
+      try {
+        return await fn(db);
+      } finally {
+        await db.close();
+      }
+    },
+    async setup() {
+      if (kind === 'postgres') {
+        server = await createServerDatabase(o.sql);
+        env['TG_TEST_DB'] = server.url;
+        env['TG_TEST_PREFIX'] = server.prefix;
+      } else {
+        await seedPgliteDir(join(dir, 'pgdata'), o.sql);
+        env['TG_TEST_DB'] = `pglite://${join(dir, 'pgdata')}`;
+      }
+      writeFileSync(file, o.yaml);
+    },
+    async cleanup() {
+      await server?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -4,58 +4,24 @@
  * directory or a server database), with the tenant declared in tenants/<id>.yaml.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../../../src/cli/io.ts';
-import { main } from '../../../src/cli/main.ts';
-import { openDatabase, type Database } from '../../../src/db/database.ts';
-import { BACKENDS, createServerDatabase, seedPgliteDir, TEST_SECRET, type ServerDatabase } from '../../support/backends.ts';
+import { cliFolder } from '../../support/cli.ts';
+import { BACKENDS } from '../../support/backends.ts';
 import { cliYaml, ERASE_SQL, SIGNING_PEM } from './support.ts';
 
 const YAML = cliYaml();
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-  json: () => any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
 
 describe.each(BACKENDS)('tenantgate erase through the CLI on %s', (kind) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tg-erase-cli-'));
-  const file = join(dir, 'tenantgate.yaml');
-  const env: Record<string, string | undefined> = { TENANTGATE_SECRET: TEST_SECRET.toString(), USER: 'alice', TENANTGATE_SIGNING_KEY: SIGNING_PEM };
-  let server: ServerDatabase | undefined;
-  const run = async (...argv: string[]): Promise<Run> => {
-    let out = '';
-    let err = '';
-    const io: CliIO = { stdout: (t) => void (out += t), stderr: (t) => void (err += t), env, cwd: dir, isTTY: false };
-    const code = await main(['--config', file, ...argv], io);
-    return { code, out, err, json: () => JSON.parse(out) };
-  };
-  const owner = async <T>(fn: (db: Database) => Promise<T>): Promise<T> => {
-    const db = await openDatabase(env['TG_TEST_DB'] as string, { baseDir: dir, max: 1 });
-    try {
-      return await fn(db);
-    } finally {
-      await db.close();
-    }
-  };
+  const cli = cliFolder(kind, { sql: ERASE_SQL, yaml: YAML, env: { TENANTGATE_SIGNING_KEY: SIGNING_PEM }, name: 'erase-cli' });
+  const { dir, run, owner } = cli;
   const count = (tenant: string) => owner(async (db) => Number((await db.query<{ n: string }>(`SELECT (SELECT count(*) FROM public.orders WHERE tenant_id = $1) + (SELECT count(*) FROM public.order_items WHERE tenant_id = $1) AS n`, [tenant])).rows[0]!.n));
   const tenantFile = (id: string) => join(dir, 'tenants', `${id}.yaml`);
 
   beforeAll(async () => {
-    if (kind === 'postgres') {
-      server = await createServerDatabase(ERASE_SQL);
-      env['TG_TEST_DB'] = server.url;
-      env['TG_TEST_PREFIX'] = server.prefix;
-    } else {
-      await seedPgliteDir(join(dir, 'pgdata'), ERASE_SQL);
-      env['TG_TEST_DB'] = `pglite://${join(dir, 'pgdata')}`;
-    }
-    writeFileSync(file, YAML);
+    await cli.setup();
     mkdirSync(join(dir, 'tenants'));
     for (const t of ['acme_corp', 'globex_inc']) writeFileSync(tenantFile(t), `id: ${t}\n`);
     const applied = await run('apply', '--json');
@@ -69,10 +35,7 @@ describe.each(BACKENDS)('tenantgate erase through the CLI on %s', (kind) => {
       }
     });
   }, 120_000);
-  afterAll(async () => {
-    await server?.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cli.cleanup());
 
   it('refuses without --confirm or with another id; --dry-run changes nothing', { timeout: 120_000 }, async () => {
     const none = await run('erase', 'acme_corp', '--json');

@@ -5,47 +5,23 @@
  * once with a folder that verifies.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.ts';
-import type { CliIO } from '../../../src/cli/io.ts';
+import { cliFolder } from '../../support/cli.ts';
 import { openDatabase } from '../../../src/db/database.ts';
-import { BACKENDS, createServerDatabase, seedPgliteDir, SERVER_URL, TEST_SECRET, type ServerDatabase } from '../../support/backends.ts';
+import { BACKENDS, SERVER_URL } from '../../support/backends.ts';
 import { EXPORT_SQL, EXPORT_YAML, signingKeyPem } from './support.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
 
 describe.each(BACKENDS)('tenantgate export through the CLI on %s', (kind) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tg-export-cli-'));
-  const file = join(dir, 'tenantgate.yaml');
-  const env: Record<string, string | undefined> = { TENANTGATE_SECRET: TEST_SECRET.toString(), USER: 'alice', TENANTGATE_SIGNING_KEY: signingKeyPem() };
-  let server: ServerDatabase | undefined;
-  const run = async (...argv: string[]): Promise<Run> => {
-    let out = '';
-    let err = '';
-    const io: CliIO = { stdout: (t) => void (out += t), stderr: (t) => void (err += t), env, cwd: dir, isTTY: false };
-    const code = await main(['--config', file, ...argv], io);
-    return { code, out, err };
-  };
+  const cli = cliFolder(kind, { sql: EXPORT_SQL, yaml: EXPORT_YAML, env: { TENANTGATE_SIGNING_KEY: signingKeyPem() }, name: 'export-cli' });
+  const { dir, file, env, run } = cli;
 
   beforeAll(async () => {
-    if (kind === 'postgres') {
-      server = await createServerDatabase(EXPORT_SQL);
-      env['TG_TEST_DB'] = server.url;
-      env['TG_TEST_PREFIX'] = server.prefix;
-    } else {
-      await seedPgliteDir(join(dir, 'pgdata'), EXPORT_SQL);
-      env['TG_TEST_DB'] = `pglite://${join(dir, 'pgdata')}`;
-    }
-    writeFileSync(file, EXPORT_YAML);
+    await cli.setup();
     const applied = await run('apply', '--json');
     expect(applied.code, applied.out + applied.err).toBe(0);
     const db = await openDatabase(env['TG_TEST_DB'] as string, { baseDir: dir, max: 1 });
@@ -56,10 +32,7 @@ describe.each(BACKENDS)('tenantgate export through the CLI on %s', (kind) => {
       await db.close();
     }
   }, 120_000);
-  afterAll(async () => {
-    await server?.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cli.cleanup());
 
   it('exports, verifies, and exits 1 naming the file an edit broke', async () => {
     const e = await run('export', 'acme_corp', '--out', 'out-a', '--format', 'csv', '--json');
