@@ -21,18 +21,29 @@ export function loadServerSecret(config: Config, env: Record<string, string | un
   }
   const url = config.effective.database.url;
   if (!isEmbeddedUrl(url)) throw new TenantGateError('SECRET_MISSING', `${name} is not set`, { hint });
-  const target = url.replace(/^(pglite|memory):\/\//, '');
-  if (target === 'memory' || target === '') return embeddedMemorySecret;
-  const file = resolve(config.dir, dirname(target), 'secret');
-  if (!existsSync(file)) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
-  }
-  chmodSync(file, 0o600);
-  return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8');
+  return Buffer.from(embeddedSecretFile(config, url, 'secret', () => randomBytes(32).toString('base64url')).trim(), 'utf8');
 }
 
-const embeddedMemorySecret = randomBytes(32);
+const memorySecrets = new Map<string, string>();
+
+/**
+ * A secret the embedded database keeps beside its data directory (`<dir>/../<name>`, mode 0600),
+ * made by `make` the first time; an in-memory database gets one per process.
+ */
+export function embeddedSecretFile(config: Config, url: string, name: string, make: () => string): string {
+  const target = url.replace(/^(pglite|memory):\/\//, '');
+  if (target === 'memory' || target === '') {
+    if (!memorySecrets.has(name)) memorySecrets.set(name, make());
+    return memorySecrets.get(name)!;
+  }
+  const file = resolve(config.dir, dirname(target), name);
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, make(), { mode: 0o600 });
+  }
+  chmodSync(file, 0o600);
+  return readFileSync(file, 'utf8');
+}
 
 /** What to run when the server secret is missing: make one, and keep it (keys and policies depend on it). */
 function serverSecretHint(name: string): string {

@@ -1,9 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/types.ts';
 import { isEmbeddedUrl } from '../db/url.ts';
 import { TenantGateError } from '../errors/index.ts';
+import { embeddedSecretFile } from './secret.ts';
 
 /**
  * The signing key: Ed25519, PEM PKCS#8, in the variable named by `security.signing_key_env`. It
@@ -31,7 +30,7 @@ export function loadSigningKey(config: Config, env: Record<string, string | unde
   } else {
     const url = config.effective.database.url;
     if (!isEmbeddedUrl(url)) throw new TenantGateError('SIGNING_KEY_MISSING', `${name} is not set`, { hint });
-    pem = embeddedKey(config, url);
+    pem = embeddedSecretFile(config, url, 'signing.pem', newKeyPem);
   }
   let privateKey: KeyObject;
   try {
@@ -44,23 +43,9 @@ export function loadSigningKey(config: Config, env: Record<string, string | unde
   return { privateKey, publicKey, publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
 }
 
-function embeddedKey(config: Config, url: string): string {
-  const target = url.replace(/^(pglite|memory):\/\//, '');
-  if (target === 'memory' || target === '') return memoryKey;
-  const file = resolve(config.dir, dirname(target), 'signing.pem');
-  if (!existsSync(file)) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, newKeyPem(), { mode: 0o600 });
-  }
-  chmodSync(file, 0o600);
-  return readFileSync(file, 'utf8');
-}
-
 function newKeyPem(): string {
   return generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
-
-const memoryKey = newKeyPem();
 
 /**
  * JSON with keys sorted at every level and no spaces: the exact bytes that are signed, so any

@@ -13,6 +13,7 @@ import { JobRunner } from '../../lifecycle/jobs/runner.ts';
 import type { Job } from '../../lifecycle/jobs/store.ts';
 import { ERROR_CODES, type ErrorCode } from '../../errors/index.ts';
 import { runJobCommand } from './jobs.ts';
+import { killHook } from '../kill-hook.ts';
 
 function jobError(job: Job): TenantGateError {
   if (job.state === 'cancelled') return new TenantGateError('JOB_CANCELLED', `job ${job.id} was cancelled`);
@@ -30,21 +31,6 @@ export interface ExportFlags {
 }
 
 /**
- * A test hook, not a feature: TENANTGATE_EXPORT_KILL_AT=<point>[:<n>] ends the process with SIGKILL
- * the n-th time the export reaches that point (`dataset`: a file written; `manifest`: the manifest
- * renamed into place, before the job is marked done), as a crash would.
- */
-function killHook(env: Record<string, string | undefined>): ((point: string) => void) | undefined {
-  const spec = env['TENANTGATE_EXPORT_KILL_AT'];
-  if (!spec) return undefined;
-  const [point, nth] = spec.split(':');
-  let seen = 0;
-  return (p) => {
-    if (p === point && ++seen >= Number(nth ?? 1)) process.kill(process.pid, 'SIGKILL');
-  };
-}
-
-/**
  * `tenantgate export ID --out DIR`: refusals first (unknown tenant or dataset, a non-empty folder,
  * a tenant being moved, no signing key), then the export job in the foreground (or queued with
  * --detach); a job that dies here is resumed by any runner.
@@ -55,7 +41,8 @@ export async function runExportCommand(io: CliIO, config: Config, db: Database, 
   const out = resolve(io.cwd, flags.out ?? '');
   loadSigningKey(config, io.env);
   await checkNotMoving(db, id);
-  const hook = killHook(io.env);
+  // Kill points (tests): dataset (a file written), manifest (renamed into place, before the job is marked done).
+  const hook = killHook(io.env, 'TENANTGATE_EXPORT_KILL_AT');
   useExportEnvironment({ config, env: io.env, ...(hook ? { point: hook } : {}) });
   try {
     // The same export left unfinished (its process died): follow it to its end instead of starting another.

@@ -6,6 +6,7 @@ import { abortMove, moveTenant, type MoveProgress, type MoveReport } from '../..
 import { readMove, type MoveRecord } from '../../tiers/move/state.ts';
 import { TenantGateError } from '../../errors/index.ts';
 import type { CliIO } from '../io.ts';
+import { killHook } from '../kill-hook.ts';
 
 export interface MoveFlags {
   tier?: string;
@@ -38,21 +39,6 @@ export function moveProgress(io: CliIO): (p: MoveProgress) => void {
   };
 }
 
-/**
- * A test hook, not a feature: TENANTGATE_MOVE_KILL_AT=<point>[:<n>] ends the process with SIGKILL
- * at the n-th time the mover reaches that point (prepared, copy-chunk, caught-up, verified,
- * sealed, switched, cleaned), as a crash would.
- */
-export function killHook(env: Record<string, string | undefined>): ((point: string) => void) | undefined {
-  const spec = env['TENANTGATE_MOVE_KILL_AT'];
-  if (!spec) return undefined;
-  const [point, nth] = spec.split(':');
-  let seen = 0;
-  return (p) => {
-    if (p === point && ++seen >= Number(nth ?? 1)) process.kill(process.pid, 'SIGKILL');
-  };
-}
-
 export async function runMoveCommand(io: CliIO, config: Config, db: Database, secret: Buffer, id: string, flags: MoveFlags): Promise<{ report?: MoveReport; record?: MoveRecord; file?: string }> {
   if (flags.status) return { record: (await readMove(db, id)) ?? undefined };
   const common = { config, main: db, secret, env: io.env, tenant: id, onProgress: moveProgress(io) };
@@ -61,7 +47,8 @@ export async function runMoveCommand(io: CliIO, config: Config, db: Database, se
   if (grace !== undefined && !(grace >= 0)) throw new TenantGateError('USAGE', '--grace takes seconds (0 or more)');
   const chunkRows = flags.chunkRows === undefined ? undefined : Number(flags.chunkRows);
   if (chunkRows !== undefined && !(Number.isInteger(chunkRows) && chunkRows > 0)) throw new TenantGateError('USAGE', '--chunk-rows takes a positive whole number');
-  const hook = killHook(io.env);
+  // Kill points (tests): prepared, copy-chunk, caught-up, verified, sealed, switched, cleaned.
+  const hook = killHook(io.env, 'TENANTGATE_MOVE_KILL_AT');
   const report = await moveTenant({
     ...common,
     to: { tier: flags.tier as Tier, placement: flags.placement ?? 'default' },
