@@ -59,7 +59,7 @@ export function datasetQuery(d: Dataset, rel: string, tableColumns: TableColumn[
   }
   const list = projected.map((c) => `${valueSql(c.expr, c.type, format)} AS ${ident(c.name)}`).join(', ');
   const select = `SELECT ${list} FROM ${rel} WHERE ${where}`;
-  return { columns: projected.map((c) => ({ name: c.name, type: c.type })), select, jsonSelect: `SELECT row_to_json(r)::text AS line FROM (${select}) r` };
+  return { columns: projected.map((c) => ({ name: c.name, type: c.type })), select, jsonSelect: `SELECT row_to_json(r.*)::text AS line FROM (${select}) r` };
 }
 
 /** One CSV field as PostgreSQL's COPY … (FORMAT csv) writes it: NULL unquoted and empty, '' quoted. */
