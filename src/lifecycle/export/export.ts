@@ -248,7 +248,7 @@ export async function runExport(o: ExportOptions): Promise<ExportResult> {
         if (format === 'parquet') {
           let rows: number;
           try {
-            rows = await writeParquet(c, q.columns, q.select, path, `tenantgate version ${version()}`, o.fetchRows ?? 20_000, o.signal);
+            rows = await writeParquet(c, q.columns, q.select, path, `tenantgate version ${version()}`, o.fetchRows ?? 10_000, o.signal);
           } catch (err) {
             throw isTenantGateError(err) || !isWriteError(err) ? err : tag(err);
           }
