@@ -474,6 +474,58 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
       else io.stdout(formatCancel(job));
     });
 
+  const migrate = program.command('migrate').description("schema migrations for every place a tenant's rows live: the pooled tables, each schema and each tenant database");
+  migrate
+    .command('new <name>')
+    .description('make the next migration file (NNNN_<name>.sql) in database.migrations_dir')
+    .action(async (name: string) => {
+      const { runMigrateNew } = await import('./commands/migrate.ts');
+      const config = await withConfig(io, globals());
+      const file = runMigrateNew(io, config, name);
+      if (globals().json) printJson(io, { file });
+      else io.stdout(`Created ${file}: write it against the pooled tables' names (public.orders); \`tenantgate migrate up\` applies it everywhere.\n`);
+    });
+  migrate
+    .command('status')
+    .description('per migration, how many targets have it and which do not (--json: every target)')
+    .action(async () => {
+      const { runMigrateStatus, formatMigrateStatus } = await import('./commands/migrate.ts');
+      const config = await withConfig(io, globals());
+      const status = await withOwnerDb(config, (db) => runMigrateStatus(io, config, db));
+      if (globals().json) printJson(io, status);
+      else io.stdout(formatMigrateStatus(status));
+      if (!status.upToDate) setExit(1);
+    });
+  migrate
+    .command('up')
+    .description('apply the pending migrations: the main database, then the canaries, then the rest N at a time; then provision every target (resumable: a rerun does what is left)')
+    .option('--to <version>', 'stop after this migration (its number, e.g. 0003)')
+    .option('--canary <tenants>', 'comma-separated schema/database-tier tenants to migrate first, after the main database')
+    .option('--canary-percent <p>', 'or this share of the tenant targets, spread evenly')
+    .option('--concurrency <n>', 'targets at once after the canaries (default 4)')
+    .option('--lock-timeout <duration>', "how long a migration may wait for a lock before it gives up and retries (default 5s): live queries never queue behind it for longer")
+    .option('--retries <k>', 'tries after a lock timeout (default 3)')
+    .option('--continue-on-error', 'go on with the other targets after one fails (exit 1 at the end)')
+    .option('--dry-run', 'print the plan (which targets get which migrations); change nothing')
+    .action(async (opts: import('./commands/migrate.ts').MigrateUpFlags) => {
+      const { loadServerSecret, applyProvision } = await core();
+      const { runMigrateUp, formatMigrateUp } = await import('./commands/migrate.ts');
+      const config = await withConfig(io, globals());
+      const report = await withOwnerDb(
+        config,
+        async (db) => {
+          const r = await runMigrateUp(io, config, db, opts);
+          // New dataset tables get RLS, policies and grants in every tier (apply is idempotent).
+          if (!r.dryRun && r.failures.length === 0 && r.applied > 0) await applyProvision(config, db, loadServerSecret(config, io.env), { env: io.env });
+          return r;
+        },
+        Math.max(2, Number(opts.concurrency ?? 4) + 1),
+      );
+      if (globals().json) printJson(io, report);
+      else io.stdout(formatMigrateUp(report));
+      if (report.failures.length || report.blocked.length) setExit(1);
+    });
+
   const erase = program
     .command('erase')
     .description('erase a tenant (GDPR Art. 17): suspend it, remove its rows, schema or database, keys, logins, quota overrides and file, tombstone its id; resumable; ends with a signed certificate')

@@ -8,6 +8,8 @@ export const DEFAULTS = {
     gateway_url_env: 'TENANTGATE_GATEWAY_URL',
     role_prefix: 'tenantgate',
     placements: {},
+    /** Schema migrations (`tenantgate migrate`), relative to the config file's folder. */
+    migrations_dir: 'migrations',
   },
   server: { host: '127.0.0.1', port: 8080, body_limit_bytes: 1048576, pool_size: 10, tenant_pool_share: 0.5 },
   /** signing_key_env: an Ed25519 private key (PEM, PKCS#8) that signs export manifests and erasure certificates. */

@@ -96,6 +96,7 @@ export const configSchema = z.strictObject({
         .default(DEFAULTS.database.role_prefix),
       /** Extra servers for database-tier tenants: the owner URL, and the gateway login's there (for serve). */
       placements: z.record(z.string(), z.strictObject({ url_env: z.string(), gateway_url_env: z.string().optional() })).default({}),
+      migrations_dir: z.string().min(1).default(DEFAULTS.database.migrations_dir),
     })
     .default({ ...DEFAULTS.database }),
   server: z

@@ -23,6 +23,7 @@ import { missingRoles } from './checks/missing-roles.ts';
 import { largeObjects } from './checks/large-objects.ts';
 import { plainStatistics } from './checks/plain-statistics.ts';
 import { rolePrefix } from './checks/role-prefix.ts';
+import { copyDrift } from './checks/copy-drift.ts';
 
 /** Every check, in report order. One file each under checks/. */
 export const CHECKS: Check[] = [
@@ -45,6 +46,7 @@ export const CHECKS: Check[] = [
   plainStatistics,
   tierWalls,
   rolePrefix,
+  copyDrift,
 ];
 
 /**

@@ -100,6 +100,13 @@ export const ERROR_CODES = {
   EXPORT_WRITE_FAILED: { status: 507, exit: 1, hint: 'The export folder could not be written (disk full, no permission): free space or pick another folder, then export again. Its partial files were removed.' },
   EXPORT_VERIFY_FAILED: { status: 422, exit: 1, hint: 'A file of the export differs from its signed manifest (edited, truncated or missing), or the manifest was edited: export again.' },
   EXPORT_NOT_READY: { status: 409, exit: 1, hint: 'The export has not finished (or failed): GET /v1/exports/{id} says its state; ask again when it is done.' },
+  // schema migrations (tenantgate migrate, /v1/admin/migrations)
+  MIGRATION_CHANGED: { status: 409, exit: 2, hint: 'An applied migration must not change: put its applied text back (git) and write the change as a new migration (`tenantgate migrate new NAME`).' },
+  MIGRATION_GAP: { status: 409, exit: 2, hint: 'Migrations apply in order: a target has a later one without an earlier one. Apply the missing one by hand there and record it, or restore the target.' },
+  MIGRATION_FAILED: { status: 500, exit: 1, hint: 'A migration failed on the target named (the SQL error and its position are given); fix the migration or the target, then rerun `tenantgate migrate up`: what committed stays, the rest runs.' },
+  MIGRATION_PENDING: { status: 409, exit: 1, hint: "The tenant's place is not at the main database's migration version: run `tenantgate migrate up` first (`migrate status` shows each target's)." },
+  MIGRATION_LOCKED: { status: 503, exit: 1, hint: 'The migration kept waiting for a lock held by live transactions (lock_timeout, then every retry): rerun later, or with a longer --lock-timeout or more --retries.' },
+  MIGRATION_INVALID: { status: 400, exit: 2, hint: 'Fix the migration file named: NNNN_name.sql (lower-case snake_case), one file per number, SQL that parses, no BEGIN/COMMIT or CONCURRENTLY, and no table named in a string literal.' },
   USAGE: { status: 400, exit: 2, hint: 'See `tenantgate --help`.' },
   INTERNAL: { status: 500, exit: 1, hint: 'A bug: please report it with the request id.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -5,6 +5,7 @@ import { moveBodySchema } from '../gateway/moves.ts';
 import { suspendBodySchema } from '../lifecycle/suspend.ts';
 import { jobPaths, jobSchemas } from '../lifecycle/jobs/openapi.ts';
 import { exportPaths } from '../lifecycle/export/openapi.ts';
+import { migratePaths } from '../migrate/openapi.ts';
 import { semanticQuerySchema } from '../plan/semantic/request.ts';
 
 const answer = {
@@ -78,6 +79,7 @@ export function openApiDocument(): Record<string, unknown> {
   };
   Object.assign(paths, jobPaths(errors)); // /v1/admin/jobs, /v1/admin/jobs/{id}
   Object.assign(paths, exportPaths(errors)); // /v1/admin/tenants/{id}/export, /v1/exports[/{id}[/archive]]
+  Object.assign(paths, migratePaths(errors)); // /v1/admin/migrations
   paths['/metrics'] = { get: { summary: 'Prometheus metrics (platform credential unless metrics.public)', responses: { 200: { description: 'text/plain; version=0.0.4' }, ...errors } } };
   paths['/healthz'] = { get: { summary: 'Liveness', responses: { 200: { description: 'ok' } } } };
   paths['/readyz'] = { get: { summary: 'Readiness (the database answers)', responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } };

@@ -7,6 +7,7 @@ import { adminSuspension, adminTenant } from '../lifecycle/suspend.ts';
 import { registerJobRoutes } from '../lifecycle/jobs/routes.ts';
 import { registerEraseRoutes } from '../lifecycle/erase/routes.ts';
 import { registerExportRoutes } from '../lifecycle/export/routes.ts';
+import { registerMigrateRoutes } from '../migrate/routes.ts';
 
 export interface ServerOptions {
   bodyLimit?: number;
@@ -144,6 +145,7 @@ export function buildServer(gateway: Gateway, options: ServerOptions = {}): Fast
   registerJobRoutes(app, gateway, endpoint, rec); // GET/DELETE /v1/admin/jobs[/:id] (src/lifecycle/jobs/routes.ts)
   registerEraseRoutes(app, gateway, rec, answer); // POST /v1/admin/tenants/:id/erase (src/lifecycle/erase/routes.ts)
   registerExportRoutes(app, gateway, rec, answer); // POST /v1/admin/tenants/:id/export, /v1/exports[/:id[/archive]] (src/lifecycle/export/routes.ts)
+  registerMigrateRoutes(app, gateway, endpoint, rec, answer); // GET/POST /v1/admin/migrations (src/migrate/routes.ts)
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {

@@ -149,6 +149,17 @@ CREATE UNIQUE INDEX jobs_exclusive ON tenantgate.jobs (exclusive_key) WHERE stat
   job_id uuid,
   certificate jsonb,
   reused_at timestamptz)`,
+  // Schema migrations applied (tenantgate migrate; src/migrate/): one row per target and version, in
+  // the database of the target's place (main and schema targets here, a database-tier tenant's in its
+  // own database), written in the migration's own transaction.
+  migrations: `CREATE TABLE tenantgate.migrations (
+  target text NOT NULL,
+  version text NOT NULL,
+  name text NOT NULL,
+  checksum text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  duration_ms integer NOT NULL,
+  PRIMARY KEY (target, version))`,
   // Audit records pseudonymised by an erasure (audit.on_erase: pseudonymise): the sha256 of the event
   // text as it was hashed into the chain, so the chain still verifies over the pseudonymised text.
   audit_pseudonymised: `CREATE TABLE tenantgate.audit_pseudonymised (

@@ -6,6 +6,7 @@ import { AUDIT_TABLE, CATALOG_FUNCTIONS, CATALOG_SCHEMA, CATALOG_TABLES } from '
 import { ALL_TENANTS_CONTEXT, gatewayRoles, type Names } from './names.ts';
 import type { Snapshot, TableInfo } from './introspect.ts';
 import { tableDdl, type TableShape } from './table-ddl.ts';
+import { inheritLedgerSql, targetKey } from '../migrate/ledger.ts';
 import { tenantSchema } from '../tiers/location.ts';
 
 /** One difference between the database and the config, and the SQL that removes it. */
@@ -68,7 +69,8 @@ export function schemaPlaceChanges(config: Config, snap: Snapshot, n: Names, ten
     if (!t) continue;
     const s = tenantSchema(t.id);
     if (!snap.schemaUsage.has(s)) {
-      out.push({ object: `schema ${s}`, action: 'create', reason: `tenant ${t.id} is in tier schema`, sql: [`CREATE SCHEMA ${ident(s)}`, `REVOKE ALL ON SCHEMA ${ident(s)} FROM PUBLIC`] });
+      // Its copies are made from the pooled tables as they are: it has every migration main has.
+      out.push({ object: `schema ${s}`, action: 'create', reason: `tenant ${t.id} is in tier schema`, sql: [`CREATE SCHEMA ${ident(s)}`, `REVOKE ALL ON SCHEMA ${ident(s)} FROM PUBLIC`, inheritLedgerSql(targetKey('schema', t.id))] });
     }
     const want = new Set([...gatewayRoles(n).map((g) => g.role), n.tenant(t.id)]);
     const have = snap.schemaUsage.get(s) ?? new Set<string>();

@@ -7,6 +7,7 @@ import type { Change } from './changes.ts';
 import { introspect } from './introspect.ts';
 import type { Names } from './names.ts';
 import { tableDdl, type TableShape } from './table-ddl.ts';
+import { inheritLedger, targetKey } from '../migrate/ledger.ts';
 
 /**
  * The config as one database-tier tenant's own database sees it: the same datasets and that tenant
@@ -24,6 +25,8 @@ export function connectGrants(name: string, n: Names, tenant: string): string[] 
 /** Where a database-tier tenant's database is and how to reach it as the owner. */
 export interface TenantDatabaseAccess {
   dbs: DatabaseSet;
+  /** The main database (its migration ledger is where a new tenant database's starts). */
+  main: Database;
   /** A connection to the server the database is on (to create or drop it there), or undefined on the embedded database. */
   server(placement: string): Promise<Database | undefined>;
   close(): Promise<void>;
@@ -34,6 +37,7 @@ export function serverAccess(config: Config, main: Database, env: Record<string,
   const servers = new Map<string, Database>();
   return {
     dbs,
+    main,
     async server(placement: string) {
       if (placement === 'default') return main.kind === 'postgres' ? main : undefined;
       const url = env[config.effective.database.placements[placement]?.url_env ?? ''];
@@ -118,6 +122,8 @@ export async function provisionTenantDatabase(
   const db = await access.dbs.get(tenant.placement, name);
   const tables = await missingTables(config, shapes, db, n);
   if (!dryRun && tables.length) await db.query(tables.flatMap((c) => c.sql).join(';\n'));
+  // A new database's copies are made from the pooled tables as they are: it has every migration main has.
+  if (!dryRun && !there) await inheritLedger(access.main, db, targetKey('database', tenant.id));
   out.push(...tables.map(at));
   if (dryRun && tables.length) {
     out.push({ object: `database ${name}: RLS, policies, grants of the new tables`, action: 'create', reason: 'made once the tables exist', sql: [] });

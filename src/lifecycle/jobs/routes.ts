@@ -86,7 +86,7 @@ export function registerJobRoutes(app: FastifyInstance, gateway: Gateway, endpoi
 }
 
 /** identify, then: platform callers go on (rate-limited like every admin request); anyone else meets an unknown route. */
-async function platformCaller(gateway: Gateway, rec: RequestRecord): Promise<void> {
+export async function platformCaller(gateway: Gateway, rec: RequestRecord): Promise<void> {
   const p = await gateway.identify(rec.req);
   rec.principal = p;
   rec.timings.mark('identify');

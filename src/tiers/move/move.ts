@@ -15,6 +15,7 @@ import { rowHashes, STABLE_TEXT, tableChecksum, type TableChecksum } from './che
 import { beginMove, noteError, readMove, setPhase, unfinished, type MoveRecord, type Phase } from './state.ts';
 import { moveTables, tableSql, type MoveTable } from './tables.ts';
 import { advanceSequences, copyTable, deleteRows, replayKeys } from './transfer.ts';
+import { appliedVersions, targetKey } from '../../migrate/ledger.ts';
 
 export interface MoveOptions {
   config: Config;
@@ -482,6 +483,29 @@ async function checkReady(main: Database, o: MoveOptions): Promise<Tenant> {
   return tenant;
 }
 
+/**
+ * The new place is made from the pooled tables as they are (at the main database's migration
+ * version): a tenant whose place is behind (or ahead) would arrive with other columns. Refused
+ * until `migrate up` has brought every place to one version.
+ */
+async function checkSameVersion(o: MoveOptions, tenant: string, from: TenantLocation): Promise<void> {
+  if (from.tier === 'pooled') return;
+  const main = await appliedVersions(o.main, 'main');
+  let own: string[];
+  if (from.tier === 'schema') own = await appliedVersions(o.main, targetKey('schema', tenant));
+  else {
+    const dbs = o.databases ?? ownerDatabases(o.config, o.main, o.env ?? process.env);
+    try {
+      own = await appliedVersions(await dbs.get(from.placement, tenantDatabase(resolveNames(o.config, o.env).prefix, tenant)), targetKey('database', tenant));
+    } finally {
+      if (!o.databases) await dbs.close();
+    }
+  }
+  if (main.join() !== own.join()) {
+    throw new TenantGateError('MIGRATION_PENDING', `${tenant}'s place has migrations ${own.join(', ') || '(none)'} and the main database ${main.join(', ') || '(none)'}: run \`tenantgate migrate up\` first, then move it`);
+  }
+}
+
 async function currentPlace(main: Database, tenant: string): Promise<TenantLocation> {
   const r = await main.query<{ tier: TenantLocation['tier']; placement: string }>(`SELECT tier, placement FROM tenantgate.tenants WHERE id = $1`, [tenant]);
   const row = r.rows[0];
@@ -512,6 +536,7 @@ export async function moveTenant(o: MoveOptions): Promise<MoveReport> {
     } else {
       const from = await currentPlace(o.main, tenant.id);
       if (from.tier === o.to.tier && from.placement === o.to.placement) throw new TenantGateError('MOVE_UNSUPPORTED', `${tenant.id} is in ${where(from)} already`);
+      await checkSameVersion(o, tenant.id, from);
       m = o.dryRun ? { tenant: tenant.id, from, to: o.to, phase: 'prepare', progress: {}, started_at: '', updated_at: '', finished_at: null, error: null } : await beginMove(o.main, tenant.id, from, o.to);
     }
     mv = new Mover(o, tenant, m);
