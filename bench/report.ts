@@ -6,6 +6,8 @@ import { tiersSection, tiersSummaryLines, type TiersResult } from './tiers.ts';
 import { PEERS_CHART, peersSection, peersSummaryLines, type PeersResult } from './peers.ts';
 import { scaleSection, scaleSummaryLines, type ScaleResult } from './scale.ts';
 import { startupSection, startupSummaryLines, type StartupResult } from './startup.ts';
+import { offboardingSection, offboardingSummaryLines, type OffboardingResult } from './offboarding.ts';
+import { migrateSection, migrateSummaryLines, type MigrateBenchResult } from './migrate.ts';
 import { doctorSection, doctorSummaryLines, type DoctorResult } from './doctor.ts';
 import { ROWS_PER_TENANT, TENANTS } from './dataset.ts';
 import type { HttpResult } from './http.ts';
@@ -33,6 +35,8 @@ export interface RunResults {
   peers?: PeersResult | undefined;
   scale?: ScaleResult | undefined;
   startup?: StartupResult | undefined;
+  offboarding?: OffboardingResult | undefined;
+  migrate?: MigrateBenchResult | undefined;
   totalSeconds: number;
 }
 
@@ -75,6 +79,8 @@ export function summary(r: RunResults): string {
   if (r.peers) out.push(...peersSummaryLines(r.peers));
   if (r.scale) out.push(...scaleSummaryLines(r.scale));
   if (r.startup) out.push(...startupSummaryLines(r.startup));
+  if (r.offboarding) out.push(...offboardingSummaryLines(r.offboarding));
+  if (r.migrate) out.push(...migrateSummaryLines(r.migrate));
   out.push(`total ${Math.round(r.totalSeconds)} s`);
   return out.join('\n');
 }
@@ -123,12 +129,14 @@ their ratios are comparable even when the absolute numbers move.
   if (r.peers) parts.push(peersSection(r.peers, m.date, PEERS_CHART));
   if (r.scale) parts.push(scaleSection(r.scale, m.date));
   if (r.startup) parts.push(startupSection(r.startup, m.date));
+  if (r.offboarding) parts.push(offboardingSection(r.offboarding, m.date));
+  if (r.migrate) parts.push(migrateSection(r.migrate, m.date));
   parts.push(`## Running it
 
 \`\`\`
 npm run bench                                  # everything; rewrites this file
 DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
-npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner|doctor|audit|quotas|tiers|peers|scale|startup), report on stdout
+npx tsx bench/run.ts --only=point --no-write   # one benchmark (point|apply|http|planner|doctor|audit|quotas|tiers|peers|scale|startup|offboarding|migrate), report on stdout
 BENCH_SECONDS=2 BENCH_ROUNDS=1 npx tsx bench/run.ts --no-write   # a quick look
 \`\`\`
 
@@ -140,7 +148,7 @@ their own; \`--from-json=FILE\` rewrites this file from a \`--json\` dump withou
 Files: \`bench/run.ts\` (entry), \`bench/with-tenant.ts\` (benchmark 1), \`bench/pgbench.ts\`, \`bench/prototypes.ts\`
 (the D/E/F/H variants), \`bench/apply.ts\` (benchmark 2), \`bench/http.ts\` (benchmark 3), \`bench/wire.ts\` and
 \`bench/wire-pgbench.ts\` (recording the gateway's wire traffic, pgbench scripts from it), \`bench/profile.ts\` (the CPU profile),
-\`bench/sql-planner.ts\` (benchmark 4), \`bench/doctor.ts\` (benchmark 5), \`bench/audit.ts\` (benchmark 6), \`bench/noisy.ts\` and \`bench/load-client.ts\` (benchmark 7), \`bench/tiers.ts\` (benchmark 8), \`bench/peers.ts\`, \`bench/peers/\` and \`bench/chart.ts\` (benchmark 9 and its chart), \`bench/scale.ts\` (benchmark 10), \`bench/startup.ts\` (benchmark 11), \`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` and
+\`bench/sql-planner.ts\` (benchmark 4), \`bench/doctor.ts\` (benchmark 5), \`bench/audit.ts\` (benchmark 6), \`bench/noisy.ts\` and \`bench/load-client.ts\` (benchmark 7), \`bench/tiers.ts\` (benchmark 8), \`bench/peers.ts\`, \`bench/peers/\` and \`bench/chart.ts\` (benchmark 9 and its chart), \`bench/scale.ts\` (benchmark 10), \`bench/startup.ts\` (benchmark 11), \`bench/offboarding.ts\` and \`bench/suspension.ts\` (benchmark 12), \`bench/migrate.ts\` (benchmark 13), \`bench/dataset.ts\`, \`bench/support.ts\`, \`bench/report.ts\` and
 \`bench/report-query.ts\` (write this file).
 `);
   return `${parts.join('\n')}\n`;

@@ -5,7 +5,7 @@
  * tg_bench_<tag>*, roles tgb<tag>*) is dropped at the end, also when a benchmark fails.
  *
  * Options (for exploring; the defaults are what the report is made of):
- *   --only=point|apply|http|planner|doctor|audit|quotas|tiers|peers|scale|startup   run one benchmark (--only=doctor, audit, quotas, tiers, peers, scale or startup writes only its section of docs/benchmarks.md)
+ *   --only=point|apply|http|planner|doctor|audit|quotas|tiers|peers|scale|startup|offboarding|migrate   run one benchmark (--only=doctor, audit, quotas, tiers, peers, scale, startup, offboarding or migrate writes only its section of docs/benchmarks.md)
  *   --no-write           print the report instead of writing docs/benchmarks.md
  *   --no-profile         skip the CPU profile round of the HTTP benchmark
  *   --json=FILE          also write the raw results as JSON
@@ -30,13 +30,15 @@ import { runPlannerBench, type PlannerResult } from './sql-planner.ts';
 import { runTiersBench, tiersSection, TIERS_HEADING, type TiersResult } from './tiers.ts';
 import { runScaleBench, scaleSection, SCALE_HEADING, type ScaleResult } from './scale.ts';
 import { runStartupBench, startupSection, STARTUP_HEADING, type StartupResult } from './startup.ts';
+import { offboardingSection, OFFBOARDING_HEADING, runOffboardingBench, type OffboardingResult } from './offboarding.ts';
+import { migrateSection, MIGRATE_HEADING, runMigrateBench, type MigrateBenchResult } from './migrate.ts';
 import { PEERS_CHART, PEERS_CONCURRENCY, peersChart, peersSection, PEERS_HEADING, runPeersBench, type PeersResult } from './peers.ts';
 import { log, machineFacts, Scratch, spliceSection } from './support.ts';
 import { checkIsolation, openVariants, runPointQuery, type PointQueryResult } from './with-tenant.ts';
 
 const args = new Set(process.argv.slice(2));
 const only = [...args].find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit', 'quotas', 'tiers', 'peers', 'scale', 'startup'];
+const BENCHMARKS = ['point', 'apply', 'http', 'planner', 'doctor', 'audit', 'quotas', 'tiers', 'peers', 'scale', 'startup', 'offboarding', 'migrate'];
 if (only && !BENCHMARKS.includes(only)) {
   process.stderr.write(`--only takes one of ${BENCHMARKS.join(', ')}\n`);
   process.exit(2);
@@ -99,6 +101,8 @@ async function main(): Promise<void> {
   let peers: PeersResult | undefined;
   let scale: ScaleResult | undefined;
   let startup: StartupResult | undefined;
+  let offboarding: OffboardingResult | undefined;
+  let migrate: MigrateBenchResult | undefined;
   try {
     log(`tag ${scratch.tag}: ${machine.cpus} CPUs, ${machine.postgres.split(' on ')[0]}, Node ${machine.node}`);
     if (!only || only === 'planner') {
@@ -152,6 +156,8 @@ async function main(): Promise<void> {
       scale = await runScaleBench(scratch, secret, join(tmp, 'scale'), { rounds: ROUNDS, seconds: SECONDS, concurrency: 16 });
     }
     if (!only || only === 'startup') startup = await runStartupBench({ runs: 7 });
+    if (!only || only === 'offboarding') offboarding = await runOffboardingBench(scratch, secret, { rounds: Math.max(ROUNDS, 5) });
+    if (!only || only === 'migrate') migrate = await runMigrateBench(scratch, secret, { rounds: ROUNDS });
     if (!only || only === 'tiers') {
       tiers = await runTiersBench(scratch, secret, { rounds: ROUNDS, seconds: SECONDS, concurrency: CONCURRENCY, wrkThreads: WRK_THREADS });
     }
@@ -159,7 +165,7 @@ async function main(): Promise<void> {
     await cleanup();
   }
   const totalSeconds = (performance.now() - started) / 1000;
-  const results: RunResults = { machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, startup, totalSeconds };
+  const results: RunResults = { machine, apply, point, pgbench, setup, http, planner, doctor, audit, quotas, tiers, peers, scale, startup, offboarding, migrate, totalSeconds };
   const dump = [...args].find((a) => a.startsWith('--json='))?.slice('--json='.length);
   if (dump) writeFileSync(dump, JSON.stringify(results, null, 2));
   publish(results);
@@ -167,7 +173,7 @@ async function main(): Promise<void> {
 
 /** The console summary, then docs/benchmarks.md (whole, or the one section --only names) and the chart. */
 function publish(r: RunResults): void {
-  const { machine, doctor, audit, quotas, tiers, peers, scale, startup } = r;
+  const { machine, doctor, audit, quotas, tiers, peers, scale, startup, offboarding, migrate } = r;
   const report = renderReport(r);
   process.stdout.write(`${summary(r)}\n`);
   const docs = resolve(import.meta.dirname, '..', 'docs');
@@ -182,6 +188,8 @@ function publish(r: RunResults): void {
     peers: peers && [PEERS_HEADING, peersSection(peers, machine.date, PEERS_CHART)],
     scale: scale && [SCALE_HEADING, scaleSection(scale, machine.date)],
     startup: startup && [STARTUP_HEADING, startupSection(startup, machine.date)],
+    offboarding: offboarding && [OFFBOARDING_HEADING, offboardingSection(offboarding, machine.date)],
+    migrate: migrate && [MIGRATE_HEADING, migrateSection(migrate, machine.date)],
   };
   const file = join(docs, 'benchmarks.md');
   if (write && !only) {
