@@ -69,10 +69,20 @@ export async function describeTarget(owner: Database, dataset: Dataset, markerLe
     (c.character_maximum_length === null || c.character_maximum_length >= markerLength);
   const marker = cols.find((c) => usable(c) && dataset.dimensions.includes(c.column_name)) ?? cols.find(usable);
   if (!marker) return { ...base, skipped: 'no unmasked, unrestricted text column to carry a canary' };
+  // Columns in a foreign key: a made-up value would have no parent row (order_items.order_id → orders).
+  const fk = await owner.query<{ column: string; parent: string }>(
+    `SELECT a.attname::text AS column, c.confrelid::regclass::text AS parent
+       FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+      WHERE c.contype = 'f' AND c.conrelid = to_regclass($1)`,
+    [qualified(dataset.schema, dataset.table)],
+  );
+  const parents = new Map(fk.rows.map((r) => [r.column, r.parent]));
   const required: DatasetTarget['required'] = [];
   for (const c of cols) {
     if (c.column_name === dataset.tenantColumn || c.column_name === marker.column_name) continue;
     if (c.is_nullable === 'YES' || c.column_default !== null || c.is_identity === 'YES' || c.is_generated === 'ALWAYS') continue;
+    const parent = parents.get(c.column_name);
+    if (parent) return { ...base, skipped: `required column ${c.column_name} is a foreign key to ${parent}: verify cannot plant a canary row without a parent row (the tenant wall on this table is the same policy as on the others; probe them)` };
     let value: string;
     if (TEXT_TYPES.has(c.data_type)) value = `'tg'`;
     else if (NUMBER_TYPES.has(c.data_type)) value = '0';
