@@ -6,7 +6,8 @@
 export function killHook(env: Record<string, string | undefined>, variable: string): ((point: string) => void) | undefined {
   const spec = env[variable];
   if (!spec) return undefined;
-  const [point, nth] = spec.split(':');
+  // Only a final `:<digits>` is the count: points may hold ':' themselves (`schema:acme@0002`).
+  const [, point, nth] = /^(.*?)(?::(\d+))?$/.exec(spec)!;
   let seen = 0;
   return (p) => {
     if (p === point && ++seen >= Number(nth ?? 1)) process.kill(process.pid, 'SIGKILL');
