@@ -159,6 +159,7 @@ async function exportRounds(p: Place, tenant: string, rows: number, rounds: numb
     return { ms: performance.now() - t0, result };
   };
   const first = await once('csv'); // warm: caches, and the columns the export writes
+  for (const f of FORMATS.filter((x) => x !== 'csv')) await once(f); // and each format's code (the JIT)
   const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { files: Array<{ columns: Array<{ name: string }> }> };
   const columns = manifest.files[0]!.columns.map((c) => c.name);
   log(`offboarding: warm-up export ${fmt.int(first.ms)} ms; columns ${columns.join(', ')}`);

@@ -502,7 +502,7 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
     .option('--to <version>', 'stop after this migration (its number, e.g. 0003)')
     .option('--canary <tenants>', 'comma-separated schema/database-tier tenants to migrate first, after the main database')
     .option('--canary-percent <p>', 'or this share of the tenant targets, spread evenly')
-    .option('--concurrency <n>', 'targets at once after the canaries (default 4)')
+    .option('--concurrency <n>', 'targets at once after the canaries (default 2)')
     .option('--lock-timeout <duration>', "how long a migration may wait for a lock before it gives up and retries (default 5s): live queries never queue behind it for longer")
     .option('--retries <k>', 'tries after a lock timeout (default 3)')
     .option('--continue-on-error', 'go on with the other targets after one fails (exit 1 at the end)')
@@ -519,7 +519,7 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
           if (!r.dryRun && r.failures.length === 0 && r.applied > 0) await applyProvision(config, db, loadServerSecret(config, io.env), { env: io.env });
           return r;
         },
-        Math.max(2, Number(opts.concurrency ?? 4) + 1),
+        Math.max(2, Number(opts.concurrency ?? 2) + 1),
       );
       if (globals().json) printJson(io, report);
       else io.stdout(formatMigrateUp(report));

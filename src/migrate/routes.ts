@@ -17,7 +17,7 @@ export const migrateBodySchema = z.strictObject({
   to: z.string().regex(/^\d{4}$/).optional().describe('stop after this migration (its number)'),
   canary: z.array(z.string().max(64)).max(1000).optional().describe('schema/database-tier tenants migrated first, after the main database'),
   canary_percent: z.number().int().min(1).max(100).optional(),
-  concurrency: z.number().int().min(1).max(64).optional().describe('targets at once after the canaries (default 4)'),
+  concurrency: z.number().int().min(1).max(64).optional().describe('targets at once after the canaries (default 2)'),
   lock_timeout_ms: z.number().int().min(1).max(600_000).optional().describe('how long one migration may wait for a lock (default 5000)'),
   retries: z.number().int().min(0).max(20).optional().describe('tries after a lock timeout (default 3)'),
   continue_on_error: z.boolean().optional(),
