@@ -18,6 +18,7 @@ import { buildCertificate, signCertificate, type Certificate } from './certifica
 import { checkErased } from './check.ts';
 import { ownerSet, takeInventory, type EraseEnvironment, type EraseInventory } from './inventory.ts';
 import { datasetTables, deleteBatch, foreignKeyOrder } from './pooled.ts';
+import { targetKey } from '../../migrate/ledger.ts';
 
 export const ERASE_KIND = 'erase';
 
@@ -203,6 +204,9 @@ export async function runErase(ctx: JobContext<EraseParams, EraseCheckpoint>): P
     cp = await ctx.step(async (tx) => {
       await treatAudit(tx, tenant, mode, ctx.job.id);
       for (const table of ['tenant_quotas', 'suspensions', 'moves', 'move_state', 'move_log']) await tx.query(`DELETE FROM tenantgate.${table} WHERE tenant = $1`, [tenant]);
+      // Its schema's migration ledger (a tenant database's went with the database).
+      const ledger = await tx.query<{ ok: boolean }>(`SELECT to_regclass('tenantgate.migrations') IS NOT NULL AS ok`);
+      if (ledger.rows[0]?.ok) await tx.query(`DELETE FROM tenantgate.migrations WHERE target = ANY($1)`, [[targetKey('schema', tenant), targetKey('database', tenant)]]);
       await tx.query(`DELETE FROM tenantgate.tenants WHERE id = $1`, [tenant]);
       // The erasure's own record, on the platform chain ('*'): the tenant's chain may be gone (audit.on_erase: delete).
       await appendEvents(tx, [{ ...lifecycleEvent(NO_TENANT, by, { action: 'erase', reason: `tenant ${tenant} (job ${ctx.job.id})`, changed: true }, Date.now()), endpoint: 'tenant erase' }]);
