@@ -132,7 +132,7 @@ export async function createTenantGate(options: TenantGateOptions): Promise<Tena
       return { tenant: ALL_TENANTS_CONTEXT, access: 'platform', role: names.platformAll, mac: macFor(ALL_TENANTS_CONTEXT), statementTimeoutMs: defaultTimeout(config), searchPath: null };
     }
     if (!isValidTenantId(scope.tenant)) throw new TenantGateError('TENANT_CONTEXT_REQUIRED', 'a valid tenant id is required');
-    const tenant: Tenant | undefined = config.tenants.get(scope.tenant);
+    const tenant: Tenant | undefined = routes.erased(scope.tenant) ? undefined : config.tenants.get(scope.tenant);
     if (!tenant) throw new TenantGateError('TENANT_UNKNOWN', 'unknown tenant');
     // The config's status or the catalog's (a runtime suspension), as of the last look at tenant_routes.
     if (routes.suspended(tenant.id) && scope.allowSuspended !== true) throw new TenantGateError('TENANT_SUSPENDED', 'the tenant is suspended');

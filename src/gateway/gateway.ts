@@ -100,6 +100,8 @@ export interface GatewayOptions {
  */
 export class Gateway {
   readonly planner: QueryPlanner;
+  /** Tenants erased while this process runs (resolveTenant meets them as unknown ids); made once, not per request. */
+  private readonly erased = (id: string) => this.gate.routes.erased(id);
   readonly metrics: GatewayMetrics;
   readonly security: SecurityEvents;
   readonly audit: AuditSink | undefined;
@@ -227,7 +229,7 @@ export class Gateway {
     const p = this.identifier.identify(rec.req);
     rec.principal = p instanceof Promise ? await p : p;
     t.mark('identify');
-    const { tenant, source } = resolveTenant(this.config, rec.principal, rec.req);
+    const { tenant, source } = resolveTenant(this.config, rec.principal, rec.req, this.erased);
     rec.tenant = tenant;
     rec.source = source;
     t.mark('resolve');
@@ -404,6 +406,8 @@ export class Gateway {
     rec.principal = await this.identifier.identify(rec.req);
     rec.timings.mark('identify');
     if (rec.principal.access !== 'platform') throw new TenantGateError('POLICY_DENIED', 'the admin API is for platform admins');
+    // Platform admins may know an id was erased (its tombstone); anyone else meets an unknown id.
+    if (id !== undefined && this.gate.routes.erased(id)) throw new TenantGateError('TENANT_ERASED', `${id} was erased`);
     const t = id === undefined ? undefined : this.config.tenants.get(id);
     if (!t) throw new TenantGateError('TENANT_UNKNOWN', 'no such tenant');
     rec.tenant = t;

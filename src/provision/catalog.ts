@@ -440,12 +440,18 @@ END`,
       'since timestamptz',
       'TABLE(id text, tier text, placement text, status text, updated_at timestamptz)',
       // Where each tenant's rows are (the gateway routes by it; a move changes it) and whether it is
-      // suspended (by the config or at runtime: suspend and resume touch updated_at), changed after since.
+      // suspended (by the config or at runtime: suspend and resume touch updated_at), changed after
+      // since; and the tenants erased since (status 'erased': gateways answer them as unknown ids).
       `
 BEGIN
-  RETURN QUERY SELECT t.id, t.tier, t.placement,
-    CASE WHEN EXISTS (SELECT 1 FROM tenantgate.suspensions s WHERE s.tenant = t.id) THEN 'suspended' ELSE t.status END,
-    t.updated_at FROM tenantgate.tenants t WHERE t.updated_at > since ORDER BY t.updated_at;
+  RETURN QUERY SELECT x.id, x.tier, x.placement, x.status, x.updated_at FROM (
+    SELECT t.id, t.tier, t.placement,
+      CASE WHEN EXISTS (SELECT 1 FROM tenantgate.suspensions s WHERE s.tenant = t.id) THEN 'suspended' ELSE t.status END AS status,
+      t.updated_at FROM tenantgate.tenants t WHERE t.updated_at > since
+    UNION ALL
+    SELECT e.tenant, 'pooled', 'default', 'erased', e.erased_at FROM tenantgate.erased_tenants e
+     WHERE e.erased_at > since AND e.reused_at IS NULL AND NOT EXISTS (SELECT 1 FROM tenantgate.tenants t WHERE t.id = e.tenant)
+  ) x ORDER BY x.updated_at;
 END`,
     ],
     [

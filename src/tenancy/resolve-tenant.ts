@@ -26,8 +26,10 @@ function mismatch(): TenantGateError {
  * as `identity.tenant_from` allows) must agree with each other and with what the credential
  * may act for. An unknown tenant answers like a mismatch to anyone but a platform admin.
  */
-export function resolveTenant(config: Config, principal: Principal, names: TenantNames): ResolvedTenant {
+export function resolveTenant(config: Config, principal: Principal, names: TenantNames, erased?: (id: string) => boolean): ResolvedTenant {
   const allowed = new Set(config.effective.identity.tenant_from);
+  // A tenant erased while this process runs is still in its config: it is met exactly as an unknown id.
+  const find = (id: string) => (erased?.(id) ? undefined : config.tenants.get(id));
   const named: Array<{ id: string; source: ResolvedTenant['source'] }> = [];
   if (names.header !== undefined) {
     if (!allowed.has('header')) throw new TenantGateError('QUERY_INVALID', `${config.effective.identity.tenant_header} is not accepted by this gateway`);
@@ -48,19 +50,19 @@ export function resolveTenant(config: Config, principal: Principal, names: Tenan
   if (ids.size === 0) {
     if (platform) throw new TenantGateError('TENANT_REQUIRED', `a platform credential must name the tenant it acts for (or ${ALL_TENANTS})`);
     if (principal.tenants.length !== 1 || !allowed.has('credential')) throw new TenantGateError('TENANT_REQUIRED', 'name the tenant to act for');
-    const tenant = config.tenants.get(principal.tenants[0] as string);
+    const tenant = find(principal.tenants[0] as string);
     if (!tenant) throw mismatch();
     return { tenant, source: 'credential' };
   }
   const { id, source } = named[0]!;
   if (platform) {
     if (id === ALL_TENANTS) return { tenant: null, source };
-    const tenant = config.tenants.get(id);
+    const tenant = find(id);
     if (!tenant) throw new TenantGateError('TENANT_UNKNOWN', 'no such tenant');
     return { tenant, source };
   }
   if (!principal.tenants.includes(id)) throw mismatch();
-  const tenant = config.tenants.get(id);
+  const tenant = find(id);
   if (!tenant) throw mismatch();
   return { tenant, source };
 }

@@ -21,6 +21,8 @@ export class Routes {
   private readonly known = new Map<string, TenantLocation>();
   /** Tenants the catalog says are suspended (its config status or a runtime suspension). */
   private readonly suspendedIds = new Set<string>();
+  /** Tenants erased while this process runs (its config still names them until it restarts): answered as unknown ids. */
+  private readonly erasedIds = new Set<string>();
   private since = '1970-01-01T00:00:00Z';
   private timer: NodeJS.Timeout | undefined;
   /** Called with the tenants whose location changed and where each was before (their plans and pools follow). */
@@ -46,6 +48,11 @@ export class Routes {
     return this.suspendedIds.has(tenant) || this.config.tenants.get(tenant)?.status === 'suspended';
   }
 
+  /** Whether the tenant was erased (as of the last look): requests naming it meet an unknown id. */
+  erased(tenant: string): boolean {
+    return this.erasedIds.size > 0 && this.erasedIds.has(tenant);
+  }
+
   async refresh(): Promise<string[]> {
     const from = new Date(Date.parse(this.since) - LOOK_BACK_MS).toISOString();
     const r = await this.db.query(`SELECT id, tier, placement, status, updated_at FROM tenantgate.tenant_routes($1::timestamptz)`, [from]);
@@ -53,6 +60,15 @@ export class Routes {
     const before = new Map<string, TenantLocation | undefined>();
     for (const row of r.rows) {
       const id = row['id'] as string;
+      if (row['status'] === 'erased') {
+        this.erasedIds.add(id);
+        this.known.delete(id);
+        this.suspendedIds.delete(id);
+        const at = new Date(row['updated_at'] as string).toISOString();
+        if (at > this.since) this.since = at;
+        continue;
+      }
+      this.erasedIds.delete(id); // onboarded again (tenant add --reuse-erased-id)
       const next = { tier: row['tier'] as Tier, placement: row['placement'] as string };
       const prev = this.known.get(id);
       this.known.set(id, next);

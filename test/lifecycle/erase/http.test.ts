@@ -59,4 +59,27 @@ describe.each(BACKENDS)('admin erase endpoint on %s', (kind) => {
     expect(again.status).toBe(409);
     expect(again.json.error.code).toBe('TENANT_ERASED');
   });
+
+  it('a gateway that was running before the erasure meets the erased id as an unknown one within its routes interval', { timeout: 60_000 }, async () => {
+    const query = (tenant: string, key = s.keys.ops) => s.post('/v1/query', { dataset: 'orders', dimensions: ['region'], metrics: ['revenue'] }, { 'x-api-key': key, 'x-tenant-id': tenant });
+    const unknown = await query('nobody_here');
+    let erased = await query('acme_corp');
+    for (let i = 0; i < 30 && erased.status !== unknown.status; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      erased = await query('acme_corp');
+    }
+    // Same status, code and message as an id that never existed (the config this process loaded still names it).
+    expect(erased.status).toBe(unknown.status);
+    expect(erased.json.error).toMatchObject({ code: unknown.json.error.code, message: unknown.json.error.message });
+    expect(fx.config.tenants.has('acme_corp')).toBe(true);
+    // A tenant key naming it meets what any other tenant's id gets; the library refuses it too.
+    const asGlobex = await query('acme_corp', s.keys.globexAdmin);
+    const asGlobexUnknown = await query('nobody_here', s.keys.globexAdmin);
+    expect([asGlobex.status, asGlobex.json.error.code]).toEqual([asGlobexUnknown.status, asGlobexUnknown.json.error.code]);
+    await expect(s.gateway.gate.withTenant({ tenant: 'acme_corp', access: 'read' }, (db) => db.query('SELECT 1'))).rejects.toMatchObject({ code: 'TENANT_UNKNOWN' });
+    // Platform admins may know it was erased.
+    expect((await s.post('/v1/admin/tenants/acme_corp/suspend', { reason: 'x' }, ops())).json.error.code).toBe('TENANT_ERASED');
+    // Neighbours go on.
+    expect((await query('globex_inc')).status).toBe(200);
+  });
 });
