@@ -5,7 +5,9 @@
  * before the file, after the file before the certificate); each rerun of the same command resumes
  * the same job from its checkpoint once the dead runner's lease lapsed, and the last one finishes:
  * one job, every row deleted exactly once (rows deleted = rows before), the neighbours
- * byte-identical, the certificate valid. Server only: the embedded database lives in one process.
+ * byte-identical, the certificate valid. Then the same for a schema-tier tenant (its schema goes)
+ * and a database-tier one (its database goes), five points each. Server only: the embedded
+ * database lives in one process.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,7 @@ const ROOT = join(import.meta.dirname, '..', '..', '..');
 const YAML = cliYaml(`tenants:
   - { id: globex_inc, tier: pooled }
   - { id: hooli, tier: schema }
+  - { id: initech, tier: database }
 `);
 const ROWS = 20;
 const POINTS = ['suspended', 'inventoried', 'in-batch:2', 'batch:3', 'rows-deleted', 'keys-removed', 'catalog-removed', 'file-removed'];
@@ -29,6 +32,7 @@ describe.skipIf(!SERVER_URL)('tenantgate erase killed with SIGKILL', () => {
   const file = join(dir, 'tenantgate.yaml');
   let server: ServerDatabase;
   let db: Database;
+  let initech: Database | undefined;
   const env = () => ({ ...process.env, TG_TEST_DB: server.url, TG_TEST_PREFIX: server.prefix, TENANTGATE_SECRET: TEST_SECRET.toString(), TENANTGATE_SIGNING_KEY: SIGNING_PEM, TENANTGATE_TEST_JOB_LEASE_MS: '1000' });
   const cli = (args: string[], killAt?: string) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) => {
@@ -67,8 +71,11 @@ describe.skipIf(!SERVER_URL)('tenantgate erase killed with SIGKILL', () => {
       }
     }
     await db.query(`INSERT INTO t_hooli.orders (tenant_id, region, amount) VALUES ('hooli', 'South', 7)`);
+    initech = await openDatabase(server.url.replace(/\/[^/?]+(\?|$)/, `/${server.prefix}_initech$1`), { max: 1 });
+    await initech.query(`INSERT INTO public.orders (tenant_id, region, amount) VALUES ('initech', 'West', 9)`);
   }, 120_000);
   afterAll(async () => {
+    await initech?.close().catch(() => {});
     await db?.close();
     await server?.drop();
     rmSync(dir, { recursive: true, force: true });
@@ -105,5 +112,43 @@ describe.skipIf(!SERVER_URL)('tenantgate erase killed with SIGKILL', () => {
     const verify = await cli(['erase', 'verify-certificate', join(dir, 'cert.json')]);
     expect(verify.code, verify.out).toBe(0);
     expect((await cli(['audit', 'verify'])).code).toBe(0);
+  });
+
+  /** Kill `erase ID` at each point, then run it to the end: one job, its place gone, the certificate valid, the others untouched. */
+  const killedAtEach = async (id: string, points: string[], gone: () => Promise<boolean>, others: () => Promise<unknown>) => {
+    const before = await others();
+    const args = ['erase', id, '--confirm', id, '--certificate', join(dir, `cert-${id}.json`)];
+    for (const point of points) {
+      const r = await cli(args, point);
+      expect(r.signal, `${point}: ${r.out}`).toBe('SIGKILL');
+    }
+    const last = await cli(args);
+    expect(last.code, last.out).toBe(0);
+    const jobs = (await db.query<{ state: string; attempts: number }>(`SELECT state, attempts FROM tenantgate.jobs WHERE kind = 'erase' AND tenant = $1`, [id])).rows;
+    expect(jobs).toEqual([{ state: 'done', attempts: points.length + 1 }]);
+    expect(await gone()).toBe(true);
+    expect(await others()).toEqual(before);
+    const verify = await cli(['erase', 'verify-certificate', join(dir, `cert-${id}.json`)]);
+    expect(verify.code, verify.out).toBe(0);
+  };
+
+  it('a schema-tier tenant: killed at five points, its schema and roles go exactly once, the others byte-identical', { timeout: 240_000 }, async () => {
+    await killedAtEach(
+      'hooli',
+      ['suspended', 'inventoried', 'rows-deleted', 'place-removed', 'catalog-removed'],
+      async () => (await db.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 't_hooli'`)).rows[0]!['n'] === 0,
+      async () => [await checksum('globex_inc'), String((await initech!.query(`SELECT count(*)::text || md5(string_agg(o::text, ',' ORDER BY o.id)) AS c FROM public.orders o`)).rows[0]!['c'])],
+    );
+  });
+
+  it('a database-tier tenant: killed at five points (its database dropped in one of them), it goes exactly once, the others byte-identical', { timeout: 240_000 }, async () => {
+    await initech!.close();
+    initech = undefined;
+    await killedAtEach(
+      'initech',
+      ['suspended', 'inventoried', 'place-removed', 'keys-removed', 'catalog-removed'],
+      async () => (await db.query(`SELECT count(*)::int AS n FROM pg_database WHERE datname = $1`, [`${server.prefix}_initech`])).rows[0]!['n'] === 0,
+      async () => [await checksum('globex_inc')],
+    );
   });
 });
