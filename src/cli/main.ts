@@ -145,13 +145,15 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
     .command('add <id>')
     .description('onboard a tenant: write tenants/<id>.yaml and apply it')
     .option('--name <name>', 'display name')
+    .option('--tier <tier>', 'pooled (default), schema or database: its place is made at the current migration version')
     .option('--placement <placement>', 'named placement (database.placements)')
     .option('--attr <key=value...>', 'tenant attribute (repeatable)')
     .option('--roles <roles>', 'comma-separated roles its keys may use')
     .option('--dry-run', 'validate and show the changes without writing anything')
     .option('--reuse-erased-id', 'onboard an id that belonged to an erased tenant, on purpose (its tombstone is marked reused)')
-    .action(async (id: string, opts: { name?: string; placement?: string; attr?: string[]; roles?: string; dryRun?: boolean; reuseErasedId?: boolean }) => {
+    .action(async (id: string, opts: { name?: string; tier?: string; placement?: string; attr?: string[]; roles?: string; dryRun?: boolean; reuseErasedId?: boolean }) => {
       const { applyProvision, loadServerSecret, writeTenantFile } = await core();
+      if (opts.tier !== undefined && !['pooled', 'schema', 'database'].includes(opts.tier)) throw new TenantGateError('USAGE', '--tier takes pooled, schema or database');
       const before = await withConfig(io, globals());
       const attributes = Object.fromEntries(
         (opts.attr ?? []).map((kv) => {
@@ -163,6 +165,7 @@ export function createProgram(io: CliIO, setExit: (code: 1) => void = () => {}):
       const file = writeTenantFile(before, {
         id,
         ...(opts.name ? { name: opts.name } : {}),
+        ...(opts.tier ? { tier: opts.tier } : {}),
         ...(opts.placement ? { placement: opts.placement } : {}),
         ...(Object.keys(attributes).length ? { attributes } : {}),
         ...(opts.roles ? { roles: opts.roles.split(',').map((r) => r.trim()) } : {}),

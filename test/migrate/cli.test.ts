@@ -302,7 +302,8 @@ describe.skipIf(!SERVER_URL)('tenantgate migrate up as separate processes on the
   });
 
   it('a schema-tier and a database-tier tenant added after the migrations start up to date (they inherit the main ledger)', { timeout: 120_000 }, async () => {
-    writeFileSync(join(dir, 'tenants', 'newbie.yaml'), 'id: newbie\ntier: schema\n');
+    const added = await cli(['tenant', 'add', 'newbie', '--tier', 'schema']);
+    expect(added.code, added.out).toBe(0);
     writeFileSync(join(dir, 'tenants', 'newdb.yaml'), 'id: newdb\ntier: database\n');
     const applied = await cli(['apply']);
     expect(applied.code, applied.out).toBe(0);
