@@ -29,13 +29,19 @@ CREATE TABLE public.orders (
   created_at timestamptz NOT NULL DEFAULT now()
 )`;
 
-/** tenantgate.yaml for the benchmarks (tenants listed inline, or none when they live in tenants/). */
-export function configYaml(opts: { url: string; prefix: string; tenants: string[] }): string {
+/**
+ * tenantgate.yaml for the benchmarks (tenants listed inline, or none when they live in tenants/);
+ * a tenant may be [id, tier]. `unlimited`: quotas no benchmark reaches (a 429 is no measurement);
+ * `database`: more lines under `database:`.
+ */
+export function configYaml(opts: { url: string; prefix: string; tenants: Array<string | [string, string]>; unlimited?: boolean; database?: string[] }): string {
   const lines = [
     'version: 1',
     'database:',
     `  url: ${opts.url}`,
     `  role_prefix: ${opts.prefix}`,
+    ...(opts.database ?? []).map((l) => `  ${l}`),
+    ...(opts.unlimited ? ['defaults:', '  quotas: { requests_per_minute: 100000000, burst: 10000000, concurrent_queries: 64 }'] : []),
     'datasets:',
     '  - name: orders',
     '    table: public.orders',
@@ -47,7 +53,11 @@ export function configYaml(opts: { url: string; prefix: string; tenants: string[
   ];
   if (opts.tenants.length > 0) {
     lines.push('tenants:');
-    for (const id of opts.tenants) lines.push(`  - id: ${id}`);
+    for (const t of opts.tenants) {
+      const [id, tier] = typeof t === 'string' ? [t, undefined] : t;
+      lines.push(`  - id: ${id}`);
+      if (tier) lines.push(`    tier: ${tier}`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

@@ -23,6 +23,7 @@ import { migrateUp } from '../src/migrate/run.ts';
 import { listTargets } from '../src/migrate/targets.ts';
 import { applyProvision, resolveNames } from '../src/provision/apply.ts';
 import { ownerDatabases } from '../src/tiers/databases.ts';
+import { configYaml } from './dataset.ts';
 import { closedLoop, concat, fmt, log, median, percentile, urlFor, type Scratch } from './support.ts';
 
 export const MIGRATE_HEADING = '## 13. ';
@@ -55,6 +56,7 @@ const DDL = `CREATE TABLE public.orders (
   id bigserial PRIMARY KEY,
   tenant_id text NOT NULL,
   region text,
+  status text NOT NULL DEFAULT 'open',
   amount numeric,
   created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -75,27 +77,15 @@ async function setUp(scratch: Scratch, secret: Buffer, schemaN: number, dbN: num
     [pooled],
   );
   const dir = mkdtempSync(join(tmpdir(), 'tg-bench-migrate-'));
-  const yaml = [
-    'version: 1',
-    'database:',
-    `  url: ${url}`,
-    `  role_prefix: ${prefix}`,
-    '  migrations_dir: migrations',
-    'defaults:',
-    '  quotas: { requests_per_minute: 100000000, burst: 10000000, concurrent_queries: 64 }',
-    'datasets:',
-    '  - name: orders',
-    '    table: public.orders',
-    '    tenant_column: tenant_id',
-    '    dimensions: [id, region]',
-    '    metrics: { revenue: sum(amount) }',
-    'tenants:',
-    ...pooled.map((t) => `  - { id: ${t} }`),
-    ...schema.map((t) => `  - { id: ${t}, tier: schema }`),
-    ...database.map((t) => `  - { id: ${t}, tier: database }`),
-  ].join('\n');
+  const yaml = configYaml({
+    url,
+    prefix,
+    tenants: [...pooled, ...schema.map((t): [string, string] => [t, 'schema']), ...database.map((t): [string, string] => [t, 'database'])],
+    unlimited: true,
+    database: ['migrations_dir: migrations'],
+  });
   const file = join(dir, 'tenantgate.yaml');
-  writeFileSync(file, `${yaml}\n`);
+  writeFileSync(file, yaml);
   const config = await parseConfig(yaml, file, { env: {} });
   log(`migrate: apply ${schemaN} schema, ${dbN} database and ${pooledN} pooled tenants`);
   const applied = await applyProvision(config, db, secret, { env: {} });

@@ -32,7 +32,7 @@ import { runExport, type ExportResult } from '../src/lifecycle/export/export.ts'
 import type { ExportFormat } from '../src/lifecycle/export/formats.ts';
 import { JobRunner } from '../src/lifecycle/jobs/runner.ts';
 import { applyProvision, resolveNames } from '../src/provision/apply.ts';
-import { ORDERS_DDL } from './dataset.ts';
+import { configYaml, ORDERS_DDL } from './dataset.ts';
 import { runSuspensionBench, suspensionLines, suspensionSummary, type SuspensionResult } from './suspension.ts';
 import { closedLoop, concat, fmt, log, median, percentile, urlFor, type Scratch } from './support.ts';
 
@@ -112,23 +112,8 @@ async function setUp(scratch: Scratch, secret: Buffer, tenants: Array<[string, n
   await db.query(`VACUUM (ANALYZE) public.orders`);
   const dir = mkdtempSync(join(tmpdir(), 'tg-bench-offboard-'));
   const file = join(dir, 'tenantgate.yaml');
-  const yaml = [
-    'version: 1',
-    'database:',
-    `  url: ${url}`,
-    `  role_prefix: ${prefix}`,
-    'defaults:',
-    '  quotas: { requests_per_minute: 100000000, burst: 10000000, concurrent_queries: 64 }',
-    'datasets:',
-    '  - name: orders',
-    '    table: public.orders',
-    '    tenant_column: tenant_id',
-    '    dimensions: [id, region, status, created_at]',
-    '    metrics: { revenue: sum(amount), orders: count(*) }',
-    'tenants:',
-    ...tenants.map(([t]) => `  - { id: ${t} }`),
-  ].join('\n');
-  writeFileSync(file, `${yaml}\n`);
+  const yaml = configYaml({ url, prefix, tenants: tenants.map(([t]) => t), unlimited: true });
+  writeFileSync(file, yaml);
   const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const env = { TENANTGATE_SIGNING_KEY: pem };
   const config = await parseConfig(yaml, file, { env });
