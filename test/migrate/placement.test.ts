@@ -3,67 +3,38 @@
  * refuses a tenant whose place is at another migration version than the main database
  * (MIGRATION_PENDING) until `migrate up` has brought it along. Server only: a placement is a URL.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
-import { openDatabase, type Database } from '../../src/db/database.ts';
+import type { Database } from '../../src/db/database.ts';
 import { migrateUp } from '../../src/migrate/run.ts';
 import { migrationStatus } from '../../src/migrate/status.ts';
-import { applyProvision } from '../../src/provision/apply.ts';
-import { ownerDatabases, type DatabaseSet } from '../../src/tiers/databases.ts';
+import type { DatabaseSet } from '../../src/tiers/databases.ts';
 import { tenantDatabase } from '../../src/tiers/location.ts';
 import { moveTenant } from '../../src/tiers/move/move.ts';
-import { createServerDatabase, SERVER_URL, TEST_SECRET, type ServerDatabase } from '../support/backends.ts';
-import { TIER_SQL } from '../tiers/support.ts';
+import { SERVER_URL, TEST_SECRET } from '../support/backends.ts';
+import { twoPlacements, type TwoPlacements } from '../support/placement.ts';
 
 describe.skipIf(!SERVER_URL)('migrate with a database-tier tenant on a second placement (PostgreSQL)', () => {
-  let main: ServerDatabase;
-  let second: ServerDatabase;
+  let p: TwoPlacements;
   let db: Database;
   let config: Config;
   let dbs: DatabaseSet;
-  const dir = mkdtempSync(join(tmpdir(), 'tg-migrate-placement-'));
-  const migrations = join(dir, 'migrations');
   let env: Record<string, string>;
+  let migrations: string;
+  let main: { prefix: string };
 
   beforeAll(async () => {
-    main = await createServerDatabase(TIER_SQL);
-    second = await createServerDatabase();
-    env = { TG_TEST_DB: main.url, TG_TEST_PREFIX: main.prefix, TG_SECOND_URL: second.url };
-    const yaml = `version: 1
-database:
-  url: \${TG_TEST_DB}
-  role_prefix: \${TG_TEST_PREFIX}
-  placements:
-    second: { url_env: TG_SECOND_URL }
-datasets:
-  - name: orders
-    table: public.orders
-    tenant_column: tenant_id
-    dimensions: [region]
-tenants:
-  - { id: acme_corp }
+    p = await twoPlacements(`  - { id: acme_corp }
   - { id: hooli, tier: schema }
   - { id: initech, tier: database, placement: second }
-`;
-    writeFileSync(join(dir, 'tenantgate.yaml'), yaml);
+`);
+    ({ db, config, dbs, env, main } = p);
+    migrations = join(p.dir, 'migrations');
     mkdirSync(migrations);
-    config = await parseConfig(yaml, join(dir, 'tenantgate.yaml'), { env });
-    db = await openDatabase(main.url, { max: 4 });
-    dbs = ownerDatabases(config, db, env);
-    await applyProvision(config, db, TEST_SECRET, { env, databases: dbs });
   }, 120_000);
-  afterAll(async () => {
-    await dbs?.close();
-    await db?.close();
-    // initech's database lives on the second placement's server under the main prefix.
-    await second?.drop();
-    await main?.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => p?.cleanup());
 
   it('applies to the tenant database on the placement and records it there', async () => {
     writeFileSync(join(migrations, '0001_note.sql'), 'ALTER TABLE public.orders ADD COLUMN note text;\n');
