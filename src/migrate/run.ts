@@ -5,7 +5,7 @@ import type { PgliteFactory, DatabaseSet } from '../tiers/databases.ts';
 import { readMigrations, type MigrationFile } from './files.ts';
 import { readLedger, type Applied } from './ledger.ts';
 import { checkStatements, createdTables, prepareRewrite, rewriteForSchema } from './rewrite.ts';
-import { listTargets, movingTenants, TargetDatabases, type Target } from './targets.ts';
+import { listTargets, movingTargets, TargetDatabases, type Target } from './targets.ts';
 
 export interface MigrateOptions {
   config: Config;
@@ -166,9 +166,11 @@ export async function migrateUp(o: MigrateOptions): Promise<MigrateReport> {
       for (const [k, v] of await readLedger(await dbs.db(t), [t.key])) ledgers.set(k, v);
     }
     const pending = pendingFor(all, ledgers, targets, upTo);
-    const moving = await movingTenants(o.main);
+    const moving = await movingTargets(o.main);
     const todo = targets.filter((t) => pending.get(t.key)!.length > 0);
-    const blocked = todo.filter((t) => t.tenant && moving.has(t.tenant)).map((t) => t.key);
+    // The main database goes first: while a move holds it, every target waits.
+    const mainWaits = moving.main && todo.some((t) => t.key === 'main');
+    const blocked = todo.filter((t) => mainWaits || (t.tenant ? moving.tenants.has(t.tenant) : moving.main)).map((t) => t.key);
     const runnable = todo.filter((t) => !blocked.includes(t.key));
     const first = canaries(targets, o.canary, o.canaryPercent).filter((t) => runnable.includes(t));
     const order = [...runnable.filter((t) => t.key === 'main'), ...first, ...runnable.filter((t) => t.key !== 'main' && !first.includes(t))];

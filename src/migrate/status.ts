@@ -3,7 +3,7 @@ import type { Database } from '../db/database.ts';
 import type { DatabaseSet, PgliteFactory } from '../tiers/databases.ts';
 import { readMigrations } from './files.ts';
 import { readLedger, type Applied } from './ledger.ts';
-import { listTargets, movingTenants, TargetDatabases } from './targets.ts';
+import { listTargets, movingTargets, TargetDatabases } from './targets.ts';
 
 export interface TargetStatus {
   target: string;
@@ -31,7 +31,7 @@ export interface MigrationStatus {
 export async function migrationStatus(o: { config: Config; main: Database; env: Record<string, string | undefined>; dir: string; pglite?: PgliteFactory; databases?: DatabaseSet }): Promise<MigrationStatus> {
   const files = readMigrations(o.dir);
   const targets = await listTargets(o.config, o.main, o.env);
-  const moving = await movingTenants(o.main);
+  const moving = await movingTargets(o.main);
   const dbs = new TargetDatabases(o.main, o.config, o.env, o.pglite, o.databases);
   const ledgers = new Map<string, Applied[] | string>();
   try {
@@ -49,7 +49,7 @@ export async function migrationStatus(o: { config: Config; main: Database; env: 
   const byVersion = new Map(files.map((f) => [f.version, f]));
   const status: TargetStatus[] = targets.map((t) => {
     const l = ledgers.get(t.key) ?? [];
-    const base = { target: t.key, tier: t.tier, tenant: t.tenant, placement: t.placement, moving: !!t.tenant && moving.has(t.tenant) };
+    const base = { target: t.key, tier: t.tier, tenant: t.tenant, placement: t.placement, moving: t.tenant ? moving.tenants.has(t.tenant) : moving.main };
     if (typeof l === 'string') return { ...base, applied: [], pending: files.map((f) => f.version), changed: [], error: l };
     const applied = new Set(l.map((a) => a.version));
     return {

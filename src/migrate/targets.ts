@@ -37,12 +37,16 @@ export async function listTargets(config: Config, main: Pick<Database, 'query'>,
   ];
 }
 
-/** Tenants with a move that has not ended: their targets wait for it (a migration would race the copy). */
-export async function movingTenants(main: Pick<Database, 'query'>): Promise<Set<string>> {
+/**
+ * The targets a move that has not ended touches: they wait for it (a migration would change one side
+ * of the copy). The moving tenant's own place, and the main database when the move leaves or enters
+ * the pooled tables (the new place was made, and its rows are copied, at the old version).
+ */
+export async function movingTargets(main: Pick<Database, 'query'>): Promise<{ tenants: Set<string>; main: boolean }> {
   const r = await main
-    .query<{ tenant: string }>(`SELECT tenant FROM tenantgate.moves WHERE phase NOT IN ('done', 'aborted')`)
-    .catch((err: { code?: string }) => (err.code === '42P01' ? { rows: [] } : Promise.reject(err)));
-  return new Set(r.rows.map((x) => x.tenant));
+    .query<{ tenant: string; pooled: boolean }>(`SELECT tenant, (from_tier = 'pooled' OR to_tier = 'pooled') AS pooled FROM tenantgate.moves WHERE phase NOT IN ('done', 'aborted')`)
+    .catch((err: { code?: string }) => (err.code === '42P01' ? { rows: [] as Array<{ tenant: string; pooled: boolean }> } : Promise.reject(err)));
+  return { tenants: new Set(r.rows.map((x) => x.tenant)), main: r.rows.some((x) => x.pooled) };
 }
 
 /** The owner's connection to each target's database: the main one, or the tenant's own (opened on demand, closed with `close`). */

@@ -14,6 +14,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { isTenantGateError } from '../../src/errors/index.ts';
 import { migrateUp, type MigrateOptions } from '../../src/migrate/run.ts';
 import { migrationStatus } from '../../src/migrate/status.ts';
+import { beginMove, setPhase } from '../../src/tiers/move/state.ts';
 import { runDoctor } from '../../src/doctor/run.ts';
 import { applyProvision } from '../../src/provision/apply.ts';
 import { ownerDatabases, type DatabaseSet } from '../../src/tiers/databases.ts';
@@ -188,5 +189,24 @@ describe.each(BACKENDS)('migrate on %s', (kind) => {
     expect(hooli.message).toMatch(/column note is .*no default/);
     expect(hooli.message).toMatch(/index orders_note_idx missing/);
     expect(found.find((f) => f.object.startsWith('database'))!.message).toMatch(/column by_hand is extra/);
+  });
+
+  it('a move in progress holds its targets: the moving tenant\'s place, and everything while it leaves or enters the pooled tables', { timeout: 60_000 }, async () => {
+    writeFileSync(join(dir, '0007_wait.sql'), `ALTER TABLE public.orders ADD COLUMN waited int;\n`);
+    // hooli (schema) on its way to its own database: its schema waits, the rest goes.
+    const m = await beginMove(fx.db, 'hooli', { tier: 'schema', placement: 'default' }, { tier: 'database', placement: 'default' });
+    const r = await up();
+    expect(r.blocked).toEqual(['schema:hooli']);
+    expect(r.plan.map((p) => p.target)).toEqual(['main', 'database:initech']);
+    await setPhase(fx.db, m, 'aborted');
+    expect(await up()).toMatchObject({ applied: 1, blocked: [] });
+    // acme_corp (pooled) on its way to a schema: the main database waits, and so does every target.
+    writeFileSync(join(dir, '0008_wait.sql'), `ALTER TABLE public.orders ADD COLUMN waited2 int;\n`);
+    const n = await beginMove(fx.db, 'acme_corp', { tier: 'pooled', placement: 'default' }, { tier: 'schema', placement: 'default' });
+    const held = await up();
+    expect(held).toMatchObject({ applied: 0, blocked: ['main', 'schema:hooli', 'database:initech'] });
+    expect((await migrationStatus({ config: fx.config, main: fx.db, env: env(), dir, databases: dbs })).targets.find((t) => t.target === 'main')!.moving).toBe(true);
+    await setPhase(fx.db, n, 'aborted');
+    expect(await up()).toMatchObject({ applied: 3, blocked: [] });
   });
 });
