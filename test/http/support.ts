@@ -61,3 +61,14 @@ export async function serve(fx: Fixture, options: ServerOptions & { env?: Record
     close: () => app.close(),
   };
 }
+
+/** Follow a job over GET /v1/admin/jobs/{id} (as `headers`' platform key) until it ends (done, failed or cancelled); returns it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function jobEnded(s: Served, job: { id: string; state: string }, headers: Record<string, string>, timeoutMs = 60_000): Promise<any> {
+  let j = job;
+  for (const until = Date.now() + timeoutMs; !['done', 'failed', 'cancelled'].includes(j.state) && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 100));
+    j = (await s.get(`/v1/admin/jobs/${job.id}`, headers)).json.job;
+  }
+  return j;
+}

@@ -14,7 +14,7 @@ import { applyProvision } from '../../src/provision/apply.ts';
 import { ownerDatabases, type DatabaseSet } from '../../src/tiers/databases.ts';
 import { tenantDatabase } from '../../src/tiers/location.ts';
 import { BACKENDS, createFixture, pgliteFactory, TEST_SECRET, type Fixture } from '../support/backends.ts';
-import { serve, type Served } from '../http/support.ts';
+import { jobEnded, serve, type Served } from '../http/support.ts';
 import { ERASE_SQL, ERASE_YAML } from '../lifecycle/erase/support.ts';
 
 const TARGETS = ['main', 'schema:hooli', 'database:initech'];
@@ -102,11 +102,7 @@ describe.each(BACKENDS)('admin migrations endpoint on %s', (kind) => {
     expect(started.status, JSON.stringify(started.json)).toBe(202);
     expect(started.json.job).toMatchObject({ kind: 'migrate', tenant: null, requested_by: expect.stringMatching(/^key:/) });
     const id = started.json.job.id as string;
-    let job = started.json.job;
-    for (let i = 0; i < 600 && !['done', 'failed', 'cancelled'].includes(job.state); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      job = (await s.get(`/v1/admin/jobs/${id}`, ops())).json.job;
-    }
+    const job = await jobEnded(s, started.json.job, ops());
     expect(job.state, JSON.stringify(job.error)).toBe('done');
     expect(job.result).toMatchObject({ applied: 6, failures: [], notStarted: [], targets: 3 });
 
@@ -122,11 +118,7 @@ describe.each(BACKENDS)('admin migrations endpoint on %s', (kind) => {
     const again = await s.post('/v1/admin/migrations', {}, ops());
     expect(again.status).toBe(202);
     expect(again.json.job.id).not.toBe(id);
-    let j2 = again.json.job;
-    for (let i = 0; i < 600 && !['done', 'failed', 'cancelled'].includes(j2.state); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      j2 = (await s.get(`/v1/admin/jobs/${j2.id}`, ops())).json.job;
-    }
+    const j2 = await jobEnded(s, again.json.job, ops());
     expect(j2.state, JSON.stringify(j2.error)).toBe('done');
     expect(j2.result).toMatchObject({ applied: 0, plan: [] });
   });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCertificate } from '../../../src/lifecycle/erase/certificate.ts';
 import { jobServiceOf } from '../../../src/lifecycle/jobs/service.ts';
 import { BACKENDS, type Fixture } from '../../support/backends.ts';
-import { serve, type Served } from '../../http/support.ts';
+import { jobEnded, serve, type Served } from '../../http/support.ts';
 import { checksums, eraseFixture, SIGNING_PEM } from './support.ts';
 
 describe.each(BACKENDS)('admin erase endpoint on %s', (kind) => {
@@ -43,11 +43,7 @@ describe.each(BACKENDS)('admin erase endpoint on %s', (kind) => {
     expect(started.status, JSON.stringify(started.json)).toBe(202);
     expect(started.json.job).toMatchObject({ kind: 'erase', tenant: 'acme_corp', requested_by: expect.stringMatching(/^key:/) });
     const id = started.json.job.id as string;
-    let job = started.json.job;
-    for (let i = 0; i < 600 && !['done', 'failed', 'cancelled'].includes(job.state); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      job = (await s.get(`/v1/admin/jobs/${id}`, ops())).json.job;
-    }
+    const job = await jobEnded(s, started.json.job, ops());
     expect(job.state, JSON.stringify(job.error)).toBe('done');
     expect(job.result.certificate).toMatchObject({ tenant: 'acme_corp', check: { ok: true } });
     expect(await checksums(fx, 'globex_inc')).toEqual(before);
