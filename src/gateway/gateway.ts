@@ -401,6 +401,11 @@ export class Gateway {
     return { tenant: t.id, move };
   }
 
+  /** The config's tenant of this id, unless it was erased since this process loaded the config (then undefined, as an unknown id). */
+  tenantOf(id: string): Tenant | undefined {
+    return this.gate.routes.erased(id) ? undefined : this.config.tenants.get(id);
+  }
+
   /** A platform admin acting on one tenant of the config (admin API). */
   async platformTenant(rec: RequestRecord, id: string | undefined): Promise<Tenant> {
     rec.principal = await this.identifier.identify(rec.req);
@@ -438,6 +443,7 @@ export class Gateway {
     const f = parseBody(adminAuditQuerySchema, query);
     // `all`: every chain; `*`: the chain of requests that named no tenant; else one tenant's.
     const wide = f.tenant === ALL_TENANTS || f.tenant === NO_TENANT;
+    if (!wide && this.gate.routes.erased(f.tenant)) throw new TenantGateError('TENANT_ERASED', `${f.tenant} was erased`);
     rec.tenant = wide ? null : (this.config.tenants.get(f.tenant) ?? null);
     if (!wide && !rec.tenant) throw new TenantGateError('TENANT_UNKNOWN', 'no such tenant');
     rec.permit = await this.admission.admit(rec.principal, null, { slot: true });
@@ -483,7 +489,8 @@ export class Gateway {
   /** The audit event of a request that ended with `status` (and `code` when it failed). */
   event(rec: RequestRecord, status: number, code: ErrorCode | null): AuditEvent {
     const p = rec.principal;
-    const tenant = rec.tenant ? rec.tenant.id : rec.tenant === null ? NO_TENANT : p && p.tenants.length === 1 ? (p.tenants[0] as string) : NO_TENANT;
+    // A refused credential is recorded on its one tenant's chain, unless that tenant was erased (its chain is closed): then on the platform's.
+    const tenant = rec.tenant ? rec.tenant.id : rec.tenant === null ? NO_TENANT : p && p.tenants.length === 1 && !this.erased(p.tenants[0] as string) ? (p.tenants[0] as string) : NO_TENANT;
     const { header, path } = rec.req;
     const named = header !== undefined && header !== tenant ? header : path !== undefined && path !== tenant ? path : null;
     const plan = rec.plan;

@@ -35,7 +35,7 @@ export function registerJobRoutes(app: FastifyInstance, gateway: Gateway, endpoi
       throw toGatewayError(err);
     });
   const forJob = (r: RequestRecord, j: Job) => {
-    r.tenant = (j.tenant && gateway.config.tenants.get(j.tenant)) || null;
+    r.tenant = (j.tenant && gateway.tenantOf(j.tenant)) || null; // an erased tenant's chain is closed: the platform's records it
   };
 
   app.get(
@@ -44,7 +44,7 @@ export function registerJobRoutes(app: FastifyInstance, gateway: Gateway, endpoi
       const r = rec(req);
       await platformCaller(gateway, r);
       const f = parseBody(jobsQuerySchema, req.query);
-      r.tenant = (f.tenant && gateway.config.tenants.get(f.tenant)) || null;
+      r.tenant = (f.tenant && gateway.tenantOf(f.tenant)) || null;
       r.timings.mark('plan');
       const page = await onDb(listJobs(await jobs.database(), f));
       r.rows = page.jobs.length;
