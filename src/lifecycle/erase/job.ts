@@ -168,6 +168,8 @@ export async function runErase(ctx: JobContext<EraseParams, EraseCheckpoint>): P
           await access.close();
           await dbs.close();
         }
+        // Dropped, not yet checkpointed: a rerun drops it again (IF EXISTS) and goes on.
+        at('database-dropped');
       }
       await next('keys', 'place-removed');
     }

@@ -59,9 +59,9 @@ ${extra}`;
 
 export const SIGNING_PEM = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
-/** `rows` orders per tenant with an item each, written through the library (it finds each tenant's place). */
-export async function eraseFixture(kind: BackendKind, rows = 3): Promise<Fixture> {
-  const fx = await createFixture(kind, { sql: ERASE_SQL, yaml: ERASE_YAML, apply: false });
+/** `rows` orders per tenant with an item each, written through the library (it finds each tenant's place); `yaml`: ERASE_YAML with more settings. */
+export async function eraseFixture(kind: BackendKind, rows = 3, yaml = ERASE_YAML): Promise<Fixture> {
+  const fx = await createFixture(kind, { sql: ERASE_SQL, yaml, apply: false });
   await applyProvision(fx.config, fx.db, fx.secret, { env: { TG_TEST_DB: fx.url, TG_TEST_PREFIX: fx.prefix }, databases: ownerDatabases(fx.config, fx.db, {}, pgliteFactory) });
   const gate = await fx.gate();
   for (const t of fx.config.tenants.keys()) {
