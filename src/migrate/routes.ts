@@ -1,12 +1,11 @@
 import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { TenantGateError, isTenantGateError } from '../errors/index.ts';
-import { toGatewayError } from '../execute/run-plan.ts';
+import { TenantGateError } from '../errors/index.ts';
 import type { Gateway, RequestRecord } from '../gateway/gateway.ts';
 import { parseBody } from '../plan/planner.ts';
 import { enqueueJob } from '../lifecycle/jobs/runner.ts';
-import { platformCaller } from '../lifecycle/jobs/routes.ts';
+import { onDb, platformCaller } from '../lifecycle/jobs/routes.ts';
 import { jobServiceOf } from '../lifecycle/jobs/service.ts';
 import { jobJson, listJobs } from '../lifecycle/jobs/store.ts';
 import { MIGRATE_KIND, useMigrateEnvironment } from './job.ts';
@@ -25,14 +24,6 @@ export const migrateBodySchema = z.strictObject({
 
 type Endpoint = (fn: (req: FastifyRequest) => Promise<unknown>) => (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 type Answer = (req: FastifyRequest, reply: FastifyReply, status: number, body: unknown, error?: TenantGateError) => Promise<unknown>;
-
-const onDb = <T>(p: Promise<T>) =>
-  p.catch((err: unknown) => {
-    if (isTenantGateError(err)) throw err;
-    const code = (err as { code?: string })?.code;
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') throw new TenantGateError('DB_UNAVAILABLE', 'the owner database does not answer', { cause: err });
-    throw toGatewayError(err);
-  });
 
 /**
  * GET /v1/admin/migrations (`migrate status` and the latest migrate jobs) and POST (queue `migrate

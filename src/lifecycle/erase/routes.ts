@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { TenantGateError, isTenantGateError } from '../../errors/index.ts';
-import { toGatewayError } from '../../execute/run-plan.ts';
+import { TenantGateError } from '../../errors/index.ts';
 import type { Gateway, RequestRecord } from '../../gateway/gateway.ts';
 import { parseBody } from '../../plan/planner.ts';
 import { enqueueJob } from '../jobs/runner.ts';
 import { jobServiceOf } from '../jobs/service.ts';
 import { jobJson } from '../jobs/store.ts';
+import { ownerDbError } from '../jobs/routes.ts';
 import { bindEraseEnvironment, ERASE_KIND } from './job.ts';
 import { checkEraseRequest, erasedTenant, openEraseJob } from './requests.ts';
 
@@ -46,10 +46,7 @@ export function registerEraseRoutes(app: FastifyInstance, gateway: Gateway, rec:
       r.timings.mark('execute');
       return answer(req, reply, 202, { job: jobJson(job) });
     } catch (err) {
-      if (isTenantGateError(err)) throw err;
-      const code = (err as { code?: string })?.code;
-      if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') throw new TenantGateError('DB_UNAVAILABLE', 'the owner database does not answer', { cause: err });
-      throw toGatewayError(err);
+      ownerDbError(err);
     }
   });
 }

@@ -18,6 +18,17 @@ export const jobsQuerySchema = z.strictObject({
 
 type Endpoint = (fn: (req: FastifyRequest) => Promise<unknown>) => (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
+/** An owner-database failure of an admin endpoint as the answer it gets: ours as it is, an unreachable database DB_UNAVAILABLE, the rest mapped like a query's. */
+export function ownerDbError(err: unknown): never {
+  if (isTenantGateError(err)) throw err;
+  const code = (err as { code?: string })?.code;
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') throw new TenantGateError('DB_UNAVAILABLE', 'the owner database does not answer', { cause: err });
+  throw toGatewayError(err);
+}
+
+/** The owner-database work of an admin endpoint, its failures answered by ownerDbError. */
+export const onDb = <T>(p: Promise<T>): Promise<T> => p.catch(ownerDbError);
+
 /**
  * The admin endpoints of the job runner, for platform callers only. Anyone else with a valid
  * credential gets exactly the answer of an unknown route (404 NOT_FOUND): nothing says jobs exist.
@@ -27,13 +38,6 @@ type Endpoint = (fn: (req: FastifyRequest) => Promise<unknown>) => (req: Fastify
 export function registerJobRoutes(app: FastifyInstance, gateway: Gateway, endpoint: Endpoint, rec: (req: FastifyRequest) => RequestRecord): void {
   const jobs = jobServiceOf(gateway);
   const id = (req: FastifyRequest) => (req.params as { id?: string }).id ?? '';
-  const onDb = <T>(p: Promise<T>) =>
-    p.catch((err: unknown) => {
-      if (isTenantGateError(err)) throw err;
-      const code = (err as { code?: string })?.code;
-      if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') throw new TenantGateError('DB_UNAVAILABLE', 'the owner database does not answer', { cause: err });
-      throw toGatewayError(err);
-    });
   const forJob = (r: RequestRecord, j: Job) => {
     r.tenant = (j.tenant && gateway.tenantOf(j.tenant)) || null; // an erased tenant's chain is closed: the platform's records it
   };
